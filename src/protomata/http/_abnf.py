@@ -1,0 +1,55 @@
+"""Character sets and patterns from the HTTP grammar (RFC 9110, RFC 9112).
+
+The parser validates whole header blocks with ``bytes.translate`` against
+these byte sets: one C-level pass per block instead of a regex per field.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ALL = bytes(range(256))
+
+
+def _complement(allowed: bytes) -> bytes:
+    return bytes(b for b in _ALL if b not in allowed)
+
+
+#: tchar (RFC 9110 section 5.6.2): the characters of a token.
+TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#: VCHAR: visible US-ASCII.
+VCHAR = bytes(range(0x21, 0x7F))
+#: obs-text.
+OBS_TEXT = bytes(range(0x80, 0x100))
+#: Every byte that may appear in a field line apart from its CRLF:
+#: field-vchar, SP and HTAB.  CTLs (CR, LF and NUL included) are excluded.
+FIELD_LINE_CHARS = VCHAR + OBS_TEXT + b" \t"
+#: Bytes that may appear in a Host field value (uri-host [ ":" port ]).
+HOST_CHARS = TOKEN_CHARS.replace(b"|", b"").replace(b"^", b"").replace(b"`", b"") + b"[]:;=,()"
+
+# Deleting the allowed bytes leaves exactly the offending ones.
+NOT_TOKEN = _complement(TOKEN_CHARS)
+NOT_FIELD_LINE = _complement(FIELD_LINE_CHARS)
+
+WS = b" \t"
+
+TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+#: request-line = method SP request-target SP HTTP-version
+REQUEST_LINE_RE = re.compile(
+    rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])"
+)
+#: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+#: (the SP before an empty reason is tolerated when missing, see docs).
+STATUS_LINE_RE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t \x21-\x7e\x80-\xff]*))?")
+#: A request-target must have one of the four forms of RFC 9112 section 3.2.
+ABSOLUTE_FORM_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*:")
+AUTHORITY_FORM_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[-A-Za-z0-9._~%!$&'()*+,;=]+):[0-9]+")
+#: chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 section 7.1), strictly:
+#: no bare CR/LF, tokens and quoted strings only in extensions.
+CHUNK_EXT_RE = re.compile(
+    rb'(?:[ \t]*;[ \t]*[-!#$%&\'*+.^_`|~0-9A-Za-z]+'
+    rb'(?:[ \t]*=[ \t]*(?:[-!#$%&\'*+.^_`|~0-9A-Za-z]+|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*'
+)
+HEX_DIGITS = b"0123456789abcdefABCDEF"
+CONTENT_LENGTH_MAX_DIGITS = 19
+CHUNK_SIZE_MAX_DIGITS = 16

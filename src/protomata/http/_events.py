@@ -1,0 +1,177 @@
+"""HTTP events: the values that cross the boundary of the state machine.
+
+Field names and types match h11's events so code written against h11 works
+unchanged.  Constructors validate what users build; the parser creates
+events through ``_make_event`` after validating the bytes itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from .._core import Event, LocalProtocolError
+from .._core._events import _make_event
+from ._abnf import FIELD_LINE_CHARS, TOKEN_CHARS, VCHAR
+from ._headers import HeaderTypes, Headers, bytesify, normalize_and_validate
+
+__all__ = [
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "InformationalResponse",
+    "Request",
+    "Response",
+]
+
+_REASON_CHARS = FIELD_LINE_CHARS
+_VERSION_OK = {b"1.0", b"1.1"}
+
+
+def _check_version(version: bytes) -> None:
+    if len(version) != 3 or version[1:2] != b"." or not version.replace(b".", b"").isdigit():
+        raise LocalProtocolError(f"illegal HTTP version {version!r}")
+
+
+def _host_count(headers: Headers) -> int:
+    return sum(1 for _, name, _ in headers._full_items if name == b"host")
+
+
+class Request(Event):
+    """The start of a request: method, target, headers and version."""
+
+    __slots__ = ("headers", "http_version", "method", "target")
+    _fields = ("method", "headers", "target", "http_version")
+
+    method: bytes
+    headers: Headers
+    target: bytes
+    http_version: bytes
+
+    def __init__(
+        self,
+        *,
+        method: bytes | str,
+        headers: HeaderTypes,
+        target: bytes | str,
+        http_version: bytes | str = b"1.1",
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "method", bytesify(method))
+        set_(self, "headers", normalize_and_validate(headers))
+        set_(self, "target", bytesify(target))
+        set_(self, "http_version", bytesify(http_version))
+        if not self.method or self.method.translate(None, TOKEN_CHARS):
+            raise LocalProtocolError("Illegal method characters")
+        if not self.target or self.target.translate(None, VCHAR):
+            raise LocalProtocolError("Illegal target characters")
+        _check_version(self.http_version)
+        hosts = _host_count(self.headers)
+        if self.http_version == b"1.1" and hosts == 0:
+            raise LocalProtocolError("Missing mandatory Host: header")
+        if hosts > 1:
+            raise LocalProtocolError("Found multiple Host: headers")
+
+
+class _ResponseBase(Event):
+    __slots__ = ("headers", "http_version", "reason", "status_code")
+    _fields = ("status_code", "headers", "http_version", "reason")
+
+    status_code: int
+    headers: Headers
+    http_version: bytes
+    reason: bytes
+
+    _min_status = 100
+    _max_status = 1000
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        headers: HeaderTypes,
+        http_version: bytes | str = b"1.1",
+        reason: bytes | str = b"",
+    ) -> None:
+        if not isinstance(status_code, int) or isinstance(status_code, bool):
+            raise LocalProtocolError("status code must be integer")
+        status_code = int(status_code)  # HTTPStatus and other int subclasses
+        if not self._min_status <= status_code < self._max_status:
+            raise LocalProtocolError(
+                f"{type(self).__name__} status_code should be in range "
+                f"[{self._min_status}, {self._max_status}), not {status_code}"
+            )
+        set_ = object.__setattr__
+        set_(self, "status_code", status_code)
+        set_(self, "headers", normalize_and_validate(headers))
+        set_(self, "http_version", bytesify(http_version))
+        set_(self, "reason", bytesify(reason))
+        _check_version(self.http_version)
+        if self.reason.translate(None, _REASON_CHARS):
+            raise LocalProtocolError(f"illegal reason phrase {self.reason!r}")
+
+
+class InformationalResponse(_ResponseBase):
+    """A 1xx response (100 Continue, 101 Switching Protocols, 103 ...)."""
+
+    __slots__ = ()
+    _max_status = 200
+
+
+class Response(_ResponseBase):
+    """The start of a final (2xx-9xx) response."""
+
+    __slots__ = ()
+    _min_status = 200
+
+
+class Data(Event):
+    """A piece of a message body.
+
+    ``chunk_start`` and ``chunk_end`` mark where chunks of a chunked body
+    begin and end; they carry no meaning of their own.
+    """
+
+    __slots__ = ("chunk_end", "chunk_start", "data")
+    _fields = ("data", "chunk_start", "chunk_end")
+
+    data: bytes
+    chunk_start: bool
+    chunk_end: bool
+
+    def __init__(self, data: Any, chunk_start: bool = False, chunk_end: bool = False) -> None:
+        set_ = object.__setattr__
+        set_(self, "data", data)
+        set_(self, "chunk_start", chunk_start)
+        set_(self, "chunk_end", chunk_end)
+
+
+class EndOfMessage(Event):
+    """The end of a message, with the trailer fields of a chunked body."""
+
+    __slots__ = ("headers",)
+    _fields = ("headers",)
+
+    headers: Headers
+
+    def __init__(self, *, headers: HeaderTypes | None = None) -> None:
+        object.__setattr__(
+            self, "headers", _NO_HEADERS if headers is None else normalize_and_validate(headers)
+        )
+
+
+class ConnectionClosed(Event):
+    """The peer closed its side of the connection (``receive_data(b"")``)."""
+
+    __slots__ = ()
+    _fields = ()
+
+    def __init__(self) -> None:
+        pass
+
+
+_NO_HEADERS = Headers([])
+
+HTTPEvent = Union[Request, InformationalResponse, Response, Data, EndOfMessage, ConnectionClosed]
+
+__all__ += ["HTTPEvent", "_make_event"]

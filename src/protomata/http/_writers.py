@@ -1,0 +1,107 @@
+"""Serialization: message heads and the three body framings.
+
+Writers append byte strings to a list; ``Connection.send`` joins them and
+``send_with_data_passthrough`` hands the list over so large bodies are
+never copied.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Union
+
+from .._core import LocalProtocolError
+from ._events import Data, EndOfMessage, InformationalResponse, Request, Response
+from ._headers import Headers
+
+__all__ = [
+    "BodyWriter",
+    "ChunkedWriter",
+    "ContentLengthWriter",
+    "Http10Writer",
+    "write_request",
+    "write_response",
+]
+
+Write = Callable[[bytes], None]
+
+
+def _head_bytes(start_line: bytes, headers: Headers) -> bytes:
+    # Host goes first in requests (RFC 9110 section 7.2 advice); order is
+    # otherwise preserved, names keep the case the user gave them.
+    parts = [start_line]
+    items = headers._full_items
+    for raw, name, value in items:
+        if name == b"host":
+            parts += (raw, b": ", value, b"\r\n")
+    for raw, name, value in items:
+        if name != b"host":
+            parts += (raw, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def write_request(request: Request, write: Write) -> None:
+    if request.http_version != b"1.1":
+        raise LocalProtocolError("I only send HTTP/1.1")
+    write(_head_bytes(b"%s %s HTTP/1.1\r\n" % (request.method, request.target), request.headers))
+
+
+def write_response(response: Response | InformationalResponse, write: Write) -> None:
+    if response.http_version != b"1.1":
+        raise LocalProtocolError("I only send HTTP/1.1")
+    write(
+        _head_bytes(b"HTTP/1.1 %d %s\r\n" % (response.status_code, response.reason), response.headers)
+    )
+
+
+def _write_trailers(headers: Headers, write: Write) -> None:
+    write(_head_bytes(b"0\r\n", headers))
+
+
+class ContentLengthWriter:
+    __slots__ = ("_length",)
+
+    def __init__(self, length: int) -> None:
+        self._length = length
+
+    def __call__(self, event: Data | EndOfMessage, write: Write) -> None:
+        if type(event) is Data:
+            self._length -= len(event.data)
+            if self._length < 0:
+                raise LocalProtocolError("Too much data for declared Content-Length")
+            write(event.data)
+        else:
+            if self._length != 0:
+                raise LocalProtocolError("Too little data for declared Content-Length")
+            if event.headers:
+                raise LocalProtocolError("Content-Length and trailers don't mix")
+
+
+class ChunkedWriter:
+    __slots__ = ()
+
+    def __call__(self, event: Data | EndOfMessage, write: Write) -> None:
+        if type(event) is Data:
+            data = event.data
+            # An empty chunk would end the body; send nothing instead.
+            if len(data):
+                write(b"%x\r\n" % len(data))
+                write(data)
+                write(b"\r\n")
+        else:
+            _write_trailers(event.headers, write)
+
+
+class Http10Writer:
+    """A body that ends when we close the connection."""
+
+    __slots__ = ()
+
+    def __call__(self, event: Data | EndOfMessage, write: Write) -> None:
+        if type(event) is Data:
+            write(event.data)
+        elif event.headers:
+            raise LocalProtocolError("can't send trailers to HTTP/1.0 client")
+
+
+BodyWriter = Union[ContentLengthWriter, ChunkedWriter, Http10Writer]
