@@ -33,7 +33,7 @@ class Event:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._field_values() == other._field_values()  # type: ignore[attr-defined]
+        return self._field_values() == other._field_values()
 
     def __ne__(self, other: object) -> bool:
         result = self.__eq__(other)
@@ -65,6 +65,6 @@ class Event:
 def _make_event(cls: type[_E], *values: Any) -> _E:
     """Build an event from already-validated field values (parsers, pickle)."""
     event = cls.__new__(cls)
-    for name, value in zip(cls._fields, values):
+    for name, value in zip(cls._fields, values, strict=True):
         _setattr(event, name, value)
     return event

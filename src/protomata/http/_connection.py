@@ -13,7 +13,9 @@ our state before serializing it, so an invalid send never emits bytes.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from functools import lru_cache, partial
+from typing import Any
 
 from .._core import (
     CLIENT,
@@ -35,7 +37,7 @@ from ._events import (
     Request,
     Response,
 )
-from ._headers import Headers, get_comma_header, set_comma_header
+from ._headers import get_comma_header, set_comma_header
 from ._readers import (
     ChunkedReader,
     ContentLengthReader,
@@ -45,12 +47,10 @@ from ._readers import (
     read_response_head,
 )
 from ._state import (
-    CLOSED,
     DONE,
     ERROR,
     IDLE,
     MIGHT_SWITCH_PROTOCOL,
-    MUST_CLOSE,
     SEND_BODY,
     SEND_RESPONSE,
     SWITCHED_PROTOCOL,
@@ -76,12 +76,20 @@ DEFAULT_MAX_HEADER_COUNT = 128
 _ReaderFn = Callable[[ReceiveBuffer], Any]
 _WriterFn = Callable[[Any, Callable[[bytes], None]], None]
 _CONTENT_LENGTH_ZERO = ("content-length", 0)
+_CONNECTION_CLOSED = ConnectionClosed()
+# A zero-length body reader has no state to change: connections share one.
+_NO_BODY = ContentLengthReader(0)
+
+
+@lru_cache(maxsize=64)
+def _limits(head: int, line: int, count: int, obs_fold_ok: bool) -> HeadLimits:
+    # HeadLimits is immutable in practice; connections with equal settings share one.
+    return HeadLimits(head, line, count, obs_fold_ok)
 
 
 def _expect_nothing(buf: ReceiveBuffer) -> None:
     if buf:
         raise RemoteProtocolError("Got data when expecting EOF")
-    return None
 
 
 def _body_framing(request_method: bytes | None, event: Request | Response) -> tuple[str, int]:
@@ -89,8 +97,7 @@ def _body_framing(request_method: bytes | None, event: Request | Response) -> tu
     if type(event) is Response:
         status = event.status_code
         if (
-            status == 204
-            or status == 304
+            status in (204, 304)
             or request_method == b"HEAD"
             or (request_method == b"CONNECT" and 200 <= status < 300)
         ):
@@ -103,16 +110,6 @@ def _body_framing(request_method: bytes | None, event: Request | Response) -> tu
     if type(event) is Request:
         return _CONTENT_LENGTH_ZERO
     return ("http/1.0", 0)
-
-
-def _keep_alive(event: Request | Response) -> bool:
-    info = event.headers.info
-    if info.close:
-        return False
-    if event.http_version < b"1.1":
-        # HTTP/1.0 persistence is opt-in (RFC 9112 appendix C.2.2).
-        return info.keep_alive
-    return True
 
 
 class Connection:
@@ -141,13 +138,13 @@ class Connection:
         self._max_incomplete_event_size = max_incomplete_event_size
         self.our_role: Role = our_role
         self.their_role: Role = SERVER if our_role is CLIENT else CLIENT
-        self._limits = HeadLimits(
+        self._limits = _limits(
             max_incomplete_event_size,
             max_line_length if max_line_length is not None else max_incomplete_event_size,
             max_header_count,
             # obs-fold: user agents must accept it in responses; servers
             # may reject it in requests, and we do (RFC 9112 section 5.2).
-            obs_fold_ok=our_role is CLIENT,
+            our_role is CLIENT,
         )
         self._cstate = ConnectionState()
         self._receive_buffer = ReceiveBuffer()
@@ -158,8 +155,11 @@ class Connection:
         #: Whether the client has sent ``Expect: 100-continue`` and not yet
         #: seen a response nor sent body data.
         self.client_is_waiting_for_100_continue = False
+        self._head_reader: _ReaderFn = partial(
+            read_response_head if our_role is CLIENT else read_request_head, self._limits
+        )
         self._writer: _WriterFn | None = self._writer_for(IDLE, None)
-        self._reader: _ReaderFn = self._reader_for(IDLE, None)
+        self._reader: _ReaderFn = self._head_reader
 
     # -- public state ------------------------------------------------------
 
@@ -187,12 +187,12 @@ class Connection:
 
     def start_next_cycle(self) -> None:
         """Reset both sides to IDLE after a completed request/response."""
-        old = (self._cstate.client, self._cstate.server)
+        old_client, old_server = self._cstate.client, self._cstate.server
         self._cstate.start_next_cycle()
         self._request_method = None
         self.their_http_version = None
         self.client_is_waiting_for_100_continue = False
-        self._respond_to_state_changes(old, None)
+        self._respond_to_state_changes(old_client, old_server, None)
 
     # -- I/O objects ---------------------------------------------------------
 
@@ -212,76 +212,90 @@ class Connection:
         if state is SEND_BODY:
             framing, length = _body_framing(self._request_method, event)
             if framing == "content-length":
-                return ContentLengthReader(length)
+                return ContentLengthReader(length) if length else _NO_BODY
             return ChunkedReader(self._limits) if framing == "chunked" else Http10Reader()
-        limits = self._limits
-        if state is IDLE and self.their_role is CLIENT:
-            return lambda buf: read_request_head(buf, limits)
-        if self.their_role is SERVER and (state is IDLE or state is SEND_RESPONSE):
-            return lambda buf: read_response_head(buf, limits)
+        if state is IDLE or (state is SEND_RESPONSE and self.their_role is SERVER):
+            return self._head_reader
         return _expect_nothing
 
-    def _respond_to_state_changes(self, old: tuple[State, State], event: Any) -> None:
+    def _respond_to_state_changes(self, old_client: State, old_server: State, event: Any) -> None:
+        """Swap the reader and writer for the sides whose state changed."""
         cstate = self._cstate
         if self.our_role is CLIENT:
-            our_old, their_old = old
-            ours, theirs = cstate.client, cstate.server
+            if cstate.client is not old_client:
+                self._writer = self._writer_for(cstate.client, event)
+            if cstate.server is not old_server:
+                self._reader = self._reader_for(cstate.server, event)
         else:
-            their_old, our_old = old
-            ours, theirs = cstate.server, cstate.client
-        if ours is not our_old:
-            self._writer = self._writer_for(ours, event)
-        if theirs is not their_old:
-            self._reader = self._reader_for(theirs, event)
+            if cstate.server is not old_server:
+                self._writer = self._writer_for(cstate.server, event)
+            if cstate.client is not old_client:
+                self._reader = self._reader_for(cstate.client, event)
 
     # -- the event pipeline ----------------------------------------------------
 
-    def _server_switch_event(self, event: Any) -> Switch | None:
-        pending = self._cstate.pending_switch_proposals
-        if type(event) is InformationalResponse and event.status_code == 101:
-            return Switch.UPGRADE
-        if (
-            type(event) is Response
-            and Switch.CONNECT in pending
-            and 200 <= event.status_code < 300
-        ):
-            return Switch.CONNECT
-        return None
-
     def _process_event(self, role: Role, event: Any) -> None:
+        """Apply one event, sent (role = our_role) or received, to the state."""
         cstate = self._cstate
-        old = (cstate.client, cstate.server)
         etype = type(event)
-        if etype is Request and role is CLIENT:
-            if event.method == b"CONNECT":
-                cstate.process_client_switch_proposal(Switch.CONNECT)
-            if event.headers.info.upgrade:
-                cstate.process_client_switch_proposal(Switch.UPGRADE)
-        server_switch = self._server_switch_event(event) if role is SERVER else None
+        if etype is Data:
+            # The hot path: body data changes no state.
+            state = cstate.client if role is CLIENT else cstate.server
+            if state is not SEND_BODY:
+                raise LocalProtocolError(
+                    f"can't handle event type Data when role={role!r} and state={state!r}"
+                )
+            if role is CLIENT:
+                self.client_is_waiting_for_100_continue = False
+            return
+        old_client = cstate.client
+        old_server = cstate.server
+        server_switch = None
+        if etype is Request:
+            if role is CLIENT:
+                if event.method == b"CONNECT":
+                    cstate.process_client_switch_proposal(Switch.CONNECT)
+                if event.headers.info.upgrade:
+                    cstate.process_client_switch_proposal(Switch.UPGRADE)
+        elif role is SERVER and cstate.pending_switch_proposals:
+            if etype is InformationalResponse and event.status_code == 101:
+                server_switch = Switch.UPGRADE
+            elif (
+                etype is Response
+                and Switch.CONNECT in cstate.pending_switch_proposals
+                and 200 <= event.status_code < 300
+            ):
+                server_switch = Switch.CONNECT
+        elif etype is InformationalResponse and event.status_code == 101 and role is SERVER:
+            server_switch = Switch.UPGRADE  # refused below: nothing was proposed
         cstate.process_event(role, etype, server_switch)
         if etype is Request:
             self._request_method = event.method
             if role is self.their_role:
                 self.their_http_version = event.http_version
-            if not _keep_alive(event):
+            info = event.headers.info
+            if info.close or (event.http_version < b"1.1" and not info.keep_alive):
                 cstate.process_keep_alive_disabled()
-            if event.http_version >= b"1.1" and event.headers.info.expect_continue:
+            if info.expect_continue and event.http_version >= b"1.1":
                 self.client_is_waiting_for_100_continue = True
         elif etype is Response or etype is InformationalResponse:
             if role is self.their_role:
                 self.their_http_version = event.http_version
-            if etype is Response and not _keep_alive(event):
-                cstate.process_keep_alive_disabled()
+            if etype is Response:
+                info = event.headers.info
+                # HTTP/1.0 persistence is opt-in (RFC 9112 appendix C.2.2).
+                if info.close or (event.http_version < b"1.1" and not info.keep_alive):
+                    cstate.process_keep_alive_disabled()
             self.client_is_waiting_for_100_continue = False
-        elif role is CLIENT and (etype is Data or etype is EndOfMessage):
+        elif etype is EndOfMessage and role is CLIENT:
             self.client_is_waiting_for_100_continue = False
-        if (cstate.client, cstate.server) != old:
-            self._respond_to_state_changes(old, event)
+        if cstate.client is not old_client or cstate.server is not old_server:
+            self._respond_to_state_changes(old_client, old_server, event)
 
     def _process_error(self, role: Role) -> None:
-        old = (self._cstate.client, self._cstate.server)
+        old_client, old_server = self._cstate.client, self._cstate.server
         self._cstate.process_error(role)
-        self._respond_to_state_changes(old, None)
+        self._respond_to_state_changes(old_client, old_server, None)
 
     # -- receiving --------------------------------------------------------------
 
@@ -294,20 +308,6 @@ class Connection:
         else:
             self._receive_buffer_closed = True
 
-    def _extract_next_receive_event(self) -> Any:
-        state = self.their_state
-        if state is DONE and self._receive_buffer:
-            return PAUSED
-        if state is MIGHT_SWITCH_PROTOCOL or state is SWITCHED_PROTOCOL:
-            return PAUSED
-        event = self._reader(self._receive_buffer)
-        if event is None:
-            if not self._receive_buffer and self._receive_buffer_closed:
-                read_eof = getattr(self._reader, "read_eof", None)
-                return read_eof() if read_eof is not None else ConnectionClosed()
-            return NEED_DATA
-        return event
-
     def next_event(self) -> HTTPEvent | SentinelType:
         """Parse and return the next event from the peer, or a sentinel.
 
@@ -316,18 +316,30 @@ class Connection:
         finished the current cycle.  Raises :class:`RemoteProtocolError` for
         anything the peer got wrong; after that, ``their_state`` is ERROR.
         """
-        if self.their_state is ERROR:
+        cstate = self._cstate
+        state = cstate.server if self.our_role is CLIENT else cstate.client
+        if state is ERROR:
             raise RemoteProtocolError("Can't receive data when peer state is ERROR")
+        buf = self._receive_buffer
         try:
-            event = self._extract_next_receive_event()
-            if event is NEED_DATA:
-                if len(self._receive_buffer) > self._max_incomplete_event_size:
-                    # Bodies never wait here: only an unfinished head can.
-                    raise RemoteProtocolError("Receive buffer too long", error_status_hint=431)
-                if self._receive_buffer_closed:
-                    raise RemoteProtocolError("peer unexpectedly closed connection")
-            elif event is not PAUSED:
-                self._process_event(self.their_role, event)
+            if state is DONE:
+                if buf:
+                    return PAUSED
+            elif state is MIGHT_SWITCH_PROTOCOL or state is SWITCHED_PROTOCOL:
+                return PAUSED
+            event = self._reader(buf)
+            if event is None:
+                if not buf and self._receive_buffer_closed:
+                    read_eof = getattr(self._reader, "read_eof", None)
+                    event = read_eof() if read_eof is not None else _CONNECTION_CLOSED
+                else:
+                    if len(buf) > self._max_incomplete_event_size:
+                        # Bodies never wait here: only an unfinished head can.
+                        raise RemoteProtocolError("Receive buffer too long", error_status_hint=431)
+                    if self._receive_buffer_closed:
+                        raise RemoteProtocolError("peer unexpectedly closed connection")
+                    return NEED_DATA
+            self._process_event(self.their_role, event)
             return event  # type: ignore[no-any-return]
         except BaseException as exc:
             self._process_error(self.their_role)
@@ -342,6 +354,8 @@ class Connection:
         data_list = self.send_with_data_passthrough(event)
         if data_list is None:
             return None
+        if len(data_list) == 1 and type(data_list[0]) is bytes:
+            return data_list[0]  # no copy for a lone piece
         return b"".join(data_list)
 
     def send_with_data_passthrough(self, event: HTTPEvent) -> list[bytes] | None:
@@ -350,7 +364,8 @@ class Connection:
         A ``Data`` event's payload object appears in the list as it was
         given, uncopied (for zero-copy writes of large bodies).
         """
-        if self.our_state is ERROR:
+        cstate = self._cstate
+        if (cstate.client if self.our_role is CLIENT else cstate.server) is ERROR:
             raise LocalProtocolError("Can't send data when our state is ERROR")
         try:
             if type(event) is Response:
@@ -417,6 +432,3 @@ class Connection:
             http_version=response.http_version,
             reason=response.reason,
         )
-
-
-ConnectionType = Union[Connection]

@@ -7,12 +7,12 @@ events through ``_make_event`` after validating the bytes itself.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from .._core import Event, LocalProtocolError
 from .._core._events import _make_event
 from ._abnf import FIELD_LINE_CHARS, TOKEN_CHARS, VCHAR
-from ._headers import HeaderTypes, Headers, bytesify, normalize_and_validate
+from ._headers import Headers, HeaderTypes, bytesify, normalize_and_validate
 
 __all__ = [
     "ConnectionClosed",
@@ -29,12 +29,14 @@ _VERSION_OK = {b"1.0", b"1.1"}
 
 
 def _check_version(version: bytes) -> None:
+    if version in _VERSION_OK:
+        return
     if len(version) != 3 or version[1:2] != b"." or not version.replace(b".", b"").isdigit():
         raise LocalProtocolError(f"illegal HTTP version {version!r}")
 
 
-def _host_count(headers: Headers) -> int:
-    return sum(1 for _, name, _ in headers._full_items if name == b"host")
+def _b(value: Any) -> bytes:
+    return value if type(value) is bytes else bytesify(value)
 
 
 class Request(Event):
@@ -56,21 +58,26 @@ class Request(Event):
         target: bytes | str,
         http_version: bytes | str = b"1.1",
     ) -> None:
-        set_ = object.__setattr__
-        set_(self, "method", bytesify(method))
-        set_(self, "headers", normalize_and_validate(headers))
-        set_(self, "target", bytesify(target))
-        set_(self, "http_version", bytesify(http_version))
-        if not self.method or self.method.translate(None, TOKEN_CHARS):
+        method = _b(method)
+        target = _b(target)
+        http_version = _b(http_version)
+        headers = normalize_and_validate(headers)
+        if not method or method.translate(None, TOKEN_CHARS):
             raise LocalProtocolError("Illegal method characters")
-        if not self.target or self.target.translate(None, VCHAR):
+        if not target or target.translate(None, VCHAR):
             raise LocalProtocolError("Illegal target characters")
-        _check_version(self.http_version)
-        hosts = _host_count(self.headers)
-        if self.http_version == b"1.1" and hosts == 0:
-            raise LocalProtocolError("Missing mandatory Host: header")
-        if hosts > 1:
-            raise LocalProtocolError("Found multiple Host: headers")
+        _check_version(http_version)
+        hosts = headers.info.host_count
+        if hosts != 1:
+            if hosts > 1:
+                raise LocalProtocolError("Found multiple Host: headers")
+            if http_version == b"1.1":
+                raise LocalProtocolError("Missing mandatory Host: header")
+        set_ = object.__setattr__
+        set_(self, "method", method)
+        set_(self, "headers", headers)
+        set_(self, "target", target)
+        set_(self, "http_version", http_version)
 
 
 class _ResponseBase(Event):
@@ -93,22 +100,25 @@ class _ResponseBase(Event):
         http_version: bytes | str = b"1.1",
         reason: bytes | str = b"",
     ) -> None:
-        if not isinstance(status_code, int) or isinstance(status_code, bool):
-            raise LocalProtocolError("status code must be integer")
-        status_code = int(status_code)  # HTTPStatus and other int subclasses
+        if type(status_code) is not int:
+            if not isinstance(status_code, int) or isinstance(status_code, bool):
+                raise LocalProtocolError("status code must be integer")
+            status_code = int(status_code)  # HTTPStatus and other int subclasses
         if not self._min_status <= status_code < self._max_status:
             raise LocalProtocolError(
                 f"{type(self).__name__} status_code should be in range "
                 f"[{self._min_status}, {self._max_status}), not {status_code}"
             )
+        http_version = _b(http_version)
+        reason = _b(reason)
+        _check_version(http_version)
+        if reason and reason.translate(None, _REASON_CHARS):
+            raise LocalProtocolError(f"illegal reason phrase {reason!r}")
         set_ = object.__setattr__
         set_(self, "status_code", status_code)
         set_(self, "headers", normalize_and_validate(headers))
-        set_(self, "http_version", bytesify(http_version))
-        set_(self, "reason", bytesify(reason))
-        _check_version(self.http_version)
-        if self.reason.translate(None, _REASON_CHARS):
-            raise LocalProtocolError(f"illegal reason phrase {self.reason!r}")
+        set_(self, "http_version", http_version)
+        set_(self, "reason", reason)
 
 
 class InformationalResponse(_ResponseBase):
@@ -172,6 +182,6 @@ class ConnectionClosed(Event):
 
 _NO_HEADERS = Headers([])
 
-HTTPEvent = Union[Request, InformationalResponse, Response, Data, EndOfMessage, ConnectionClosed]
+HTTPEvent = Request | InformationalResponse | Response | Data | EndOfMessage | ConnectionClosed
 
 __all__ += ["HTTPEvent", "_make_event"]

@@ -9,11 +9,12 @@ from .._core import LocalProtocolError, RemoteProtocolError
 from ._abnf import CONTENT_LENGTH_MAX_DIGITS, FIELD_LINE_CHARS, HOST_CHARS, TOKEN_CHARS, WS
 
 if TYPE_CHECKING:
-    from typing_extensions import TypeAlias
+    from typing import TypeAlias
 
 __all__ = ["HeaderTypes", "Headers", "bytesify"]
 
-_BytesLike = Union[bytes, bytearray, memoryview, str]
+_BytesLike = bytes | bytearray | memoryview | str
+#: What event constructors accept as ``headers``.
 HeaderTypes: TypeAlias = Union[
     "Headers",
     Sequence[tuple[bytes, bytes]],
@@ -49,22 +50,16 @@ class Headers(Sequence[tuple[bytes, bytes]]):
     and those are what the writer sends.
     """
 
-    __slots__ = ("_full_items", "_info")
+    __slots__ = ("_full_items", "info")
 
     _full_items: list[_Item]
-    _info: FieldInfo | None
+    #: What the framing and connection-management fields say
+    #: (:class:`FieldInfo`), computed once when the list is built.
+    info: FieldInfo
 
     def __init__(self, full_items: list[_Item], info: FieldInfo | None = None) -> None:
         self._full_items = full_items
-        self._info = info
-
-    @property
-    def info(self) -> FieldInfo:
-        """What the framing and connection-management fields say (cached)."""
-        info = self._info
-        if info is None:
-            info = self._info = analyze_fields(self._full_items, False, False, b"1.1")
-        return info
+        self.info = analyze_fields(full_items, False, False, b"1.1") if info is None else info
 
     def __bool__(self) -> bool:
         return bool(self._full_items)
@@ -119,6 +114,10 @@ class Headers(Sequence[tuple[bytes, bytes]]):
         return [value for _, found, value in self._full_items if found == key]
 
 
+_NAMES_OK = TOKEN_CHARS + b"\n"
+_VALUES_OK = FIELD_LINE_CHARS + b"\n"
+
+
 def normalize_and_validate(headers: HeaderTypes) -> Headers:
     """Validate user-supplied headers and build a :class:`Headers`.
 
@@ -128,42 +127,49 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     """
     if isinstance(headers, Headers):
         return headers
-    items: list[_Item] = []
-    seen_content_length: bytes | None = None
-    saw_transfer_encoding = False
-    for raw_name, raw_value in headers:
-        name = bytesify(raw_name)
-        value = bytesify(raw_value)
+    try:
+        pairs = [
+            (
+                n if type(n) is bytes else n.encode("ascii") if type(n) is str else bytesify(n),
+                v if type(v) is bytes else v.encode("ascii") if type(v) is str else bytesify(v),
+            )
+            for n, v in headers
+        ]
+    except UnicodeEncodeError:
+        # Redo slowly for the error message naming the offending text.
+        pairs = [(bytesify(n), bytesify(v)) for n, v in headers]
+    if not pairs:
+        return Headers([], FieldInfo())
+    # Validate all names and all values at once: join them with LF (which
+    # neither may contain) and let translate() find any illegal byte.
+    names = b"\n" + b"\n".join([pair[0] for pair in pairs]) + b"\n"
+    values = b"\n" + b"\n".join([pair[1] for pair in pairs]) + b"\n"
+    if (
+        names.translate(None, _NAMES_OK)
+        or b"\n\n" in names
+        or values.translate(None, _VALUES_OK)
+        # no value may start or end with whitespace (it would be lost as OWS)
+        or b"\n " in values
+        or b" \n" in values
+        or b"\n\t" in values
+        or b"\t\n" in values
+    ):
+        _raise_for_invalid_field(pairs)
+    items = [(name, name.lower(), value) for name, value in pairs]
+    return Headers(items, analyze_fields(items, False, False, b"1.1"))
+
+
+def _raise_for_invalid_field(pairs: list[tuple[bytes, bytes]]) -> None:
+    for name, value in pairs:
         if not name or name.translate(None, TOKEN_CHARS):
             raise LocalProtocolError(f"illegal header name {name!r}")
-        if value.translate(None, FIELD_LINE_CHARS) or value[:1] in _WS_BYTES or value[-1:] in _WS_BYTES:
+        if (
+            value.translate(None, FIELD_LINE_CHARS)
+            or value[:1] in _WS_BYTES
+            or value[-1:] in _WS_BYTES
+        ):
             raise LocalProtocolError(f"illegal header value {value!r}")
-        lname = name.lower()
-        if lname == b"content-length":
-            lengths = {length.strip(WS) for length in value.split(b",")}
-            if len(lengths) != 1:
-                raise LocalProtocolError("conflicting Content-Length headers")
-            value = lengths.pop()
-            if not value.isdigit() or not value.isascii() or len(value) > CONTENT_LENGTH_MAX_DIGITS:
-                raise LocalProtocolError("bad Content-Length")
-            if seen_content_length is None:
-                seen_content_length = value
-                items.append((name, lname, value))
-            elif seen_content_length != value:
-                raise LocalProtocolError("conflicting Content-Length headers")
-        elif lname == b"transfer-encoding":
-            if saw_transfer_encoding:
-                raise LocalProtocolError("multiple Transfer-Encoding headers", error_status_hint=501)
-            value = value.lower()
-            if value != b"chunked":
-                raise LocalProtocolError(
-                    "Only Transfer-Encoding: chunked is supported", error_status_hint=501
-                )
-            saw_transfer_encoding = True
-            items.append((name, lname, value))
-        else:
-            items.append((name, lname, value))
-    return Headers(items)
+    raise AssertionError("unreachable: some field was invalid")  # pragma: no cover
 
 
 def get_comma_header(headers: Headers, name: bytes) -> list[bytes]:
@@ -201,20 +207,25 @@ _INTERESTING = frozenset(
 
 
 class FieldInfo:
-    """The facts the state machine needs from a header list, found in one pass."""
+    """The facts the state machine needs from a header list, found in one pass.
 
-    __slots__ = ("chunked", "close", "content_length", "expect_continue", "keep_alive", "upgrade")
+    Attributes not set on an instance take the class defaults below, so a
+    scan only pays for the fields that are present.
+    """
 
-    def __init__(self) -> None:
-        self.content_length: int | None = None
-        self.chunked = False
-        #: ``Connection: close`` / ``Connection: keep-alive`` present.
-        self.close = False
-        self.keep_alive = False
-        #: ``Expect: 100-continue`` present.
-        self.expect_continue = False
-        #: a non-empty ``Upgrade`` field present.
-        self.upgrade = False
+    #: the (single, canonical) Content-Length, if any
+    content_length: int | None = None
+    #: Transfer-Encoding: chunked present
+    chunked: bool = False
+    #: Connection: close / Connection: keep-alive present
+    close: bool = False
+    keep_alive: bool = False
+    #: Expect: 100-continue present
+    expect_continue: bool = False
+    #: a non-empty Upgrade field present
+    upgrade: bool = False
+    #: how many Host fields
+    host_count: int = 0
 
 
 def _framing_error(strict: bool, msg: str, hint: int = 400) -> Exception:
@@ -223,42 +234,41 @@ def _framing_error(strict: bool, msg: str, hint: int = 400) -> Exception:
     return LocalProtocolError(msg, error_status_hint=hint)
 
 
+def _canonical_content_length(strict: bool, value: bytes) -> bytes:
+    values = {v.strip(WS) for v in value.split(b",")}
+    if len(values) != 1:
+        raise _framing_error(strict, "conflicting Content-Length values")
+    (value,) = values
+    if not value.isdigit() or not value.isascii() or len(value) > CONTENT_LENGTH_MAX_DIGITS:
+        raise _framing_error(strict, f"invalid Content-Length {value[:30]!r}")
+    return value
+
+
 def analyze_fields(items: list[_Item], strict: bool, is_request: bool, version: bytes) -> FieldInfo:
     """Scan *items* once for framing and connection-management facts.
 
-    With *strict* (received messages) this also enforces RFC 9112's framing
-    rules -- the request-smuggling defences -- and canonicalizes
-    Content-Length and Transfer-Encoding in place as h11 does.  Without it
-    (headers the user built, already canonical) it only records.
+    With *strict* (received messages) this raises RemoteProtocolError for
+    framing that RFC 9112 calls invalid or ambiguous -- the request
+    smuggling defences -- and otherwise LocalProtocolError (what our user
+    asked to send).  Content-Length and Transfer-Encoding are canonicalized
+    in *items* as h11 does: one Content-Length field with one value, and
+    ``chunked`` in lower case.
     """
     info = FieldInfo()
-    content_length = b""
-    cl_index = -1
-    hosts = 0
-    index = 0
-    while index < len(items):
-        raw, name, value = items[index]
-        if name not in _INTERESTING:
-            index += 1
-            continue
+    content_length: bytes | None = None
+    rewrite = False
+    for _, name, value in [item for item in items if item[1] in _INTERESTING]:
         if name == _CONTENT_LENGTH:
-            values = {v.strip(WS) for v in value.split(b",")}
-            if len(values) != 1:
+            canonical = _canonical_content_length(strict, value)
+            if content_length is None:
+                content_length = canonical
+                rewrite = rewrite or canonical != value
+            elif canonical != content_length:
                 raise _framing_error(strict, "conflicting Content-Length values")
-            (value,) = values
-            if not value.isdigit() or not value.isascii() or len(value) > CONTENT_LENGTH_MAX_DIGITS:
-                raise _framing_error(strict, f"invalid Content-Length {value[:30]!r}")
-            if cl_index >= 0:
-                if value != content_length:
-                    raise _framing_error(strict, "conflicting Content-Length values")
-                del items[index]
-                continue
-            cl_index = index
-            content_length = value
-            info.content_length = int(value)
-            items[index] = (raw, name, value)
+            else:
+                rewrite = True  # a duplicate to drop
         elif name == _TRANSFER_ENCODING:
-            if version < b"1.1" and strict:
+            if strict and version < b"1.1":
                 raise _framing_error(strict, "Transfer-Encoding in an HTTP/1.0 message")
             codings = [c.strip(WS) for c in value.lower().split(b",")]
             if info.chunked or codings[-1] != b"chunked":
@@ -269,30 +279,52 @@ def analyze_fields(items: list[_Item], strict: bool, is_request: bool, version: 
             if len(codings) > 1:
                 raise _framing_error(strict, f"unsupported Transfer-Encoding {value!r}", 501)
             info.chunked = True
-            items[index] = (raw, name, b"chunked")
+            rewrite = rewrite or value != b"chunked"
         elif name == _HOST:
-            hosts += 1
-            if strict and value.translate(None, HOST_CHARS):
+            info.host_count += 1
+            if value.translate(None, HOST_CHARS):
                 raise _framing_error(strict, f"invalid Host header {value!r}")
         else:
             tokens = [t.strip(WS) for t in value.lower().split(b",")]
             if name == _CONNECTION:
-                info.close = info.close or b"close" in tokens
-                info.keep_alive = info.keep_alive or b"keep-alive" in tokens
+                if b"close" in tokens:
+                    info.close = True
+                if b"keep-alive" in tokens:
+                    info.keep_alive = True
             elif name == _EXPECT:
-                info.expect_continue = info.expect_continue or b"100-continue" in tokens
-            else:
-                info.upgrade = info.upgrade or any(tokens)
-        index += 1
-    if info.chunked and cl_index >= 0:
-        if strict:
+                if b"100-continue" in tokens:
+                    info.expect_continue = True
+            elif any(tokens):
+                info.upgrade = True
+    if content_length is not None:
+        if info.chunked:
             raise _framing_error(
                 strict, "both Transfer-Encoding and Content-Length (possible request smuggling)"
             )
-        info.content_length = None
+        info.content_length = int(content_length)
+        if rewrite:
+            _canonicalize(items, content_length)
+    elif rewrite:
+        _canonicalize(items, b"")
     if strict and is_request:
-        if hosts > 1:
+        if info.host_count > 1:
             raise _framing_error(strict, "more than one Host header")
-        if hosts == 0 and version >= b"1.1":
+        if info.host_count == 0 and version >= b"1.1":
             raise _framing_error(strict, "missing Host header in an HTTP/1.1 request")
     return info
+
+
+def _canonicalize(items: list[_Item], content_length: bytes) -> None:
+    out: list[_Item] = []
+    seen_length = False
+    for item in items:
+        name = item[1]
+        if name == _CONTENT_LENGTH:
+            if seen_length:
+                continue
+            seen_length = True
+            item = (item[0], name, content_length)
+        elif name == _TRANSFER_ENCODING:
+            item = (item[0], name, b"chunked")
+        out.append(item)
+    items[:] = out

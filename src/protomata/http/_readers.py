@@ -25,7 +25,10 @@ their framing (``read_eof``).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from itertools import islice
+from operator import itemgetter
+from typing import Any
 
 from .._core import ReceiveBuffer, RemoteProtocolError
 from .._core._events import _make_event
@@ -47,8 +50,8 @@ from ._headers import Headers, analyze_fields
 __all__ = [
     "ChunkedReader",
     "ContentLengthReader",
-    "Http10Reader",
     "HeadLimits",
+    "Http10Reader",
     "Reader",
     "read_request_head",
     "read_response_head",
@@ -60,12 +63,13 @@ Reader = Callable[[ReceiveBuffer], Any]
 _BLANK_LINE_RE = re.compile(rb"\n\r?\n")
 _LINE_END_RE = re.compile(rb"\r?\n")
 _CRLF = b"\r\n"
+_first = itemgetter(0)
 
 
 class HeadLimits:
     """Size limits applied while reading a head (see ``Connection``)."""
 
-    __slots__ = ("max_header_count", "max_head_size", "max_line_length", "obs_fold_ok")
+    __slots__ = ("max_head_size", "max_header_count", "max_line_length", "obs_fold_ok")
 
     def __init__(
         self, max_head_size: int, max_line_length: int, max_header_count: int, obs_fold_ok: bool
@@ -82,35 +86,74 @@ def _error(msg: str, hint: int = 400) -> RemoteProtocolError:
 
 # -- taking a head off the buffer -------------------------------------------
 
+_LINE_BREAK_START = (b"\r", b"\n")
+
 
 def _take_head(buf: ReceiveBuffer, limits: HeadLimits, first_byte_ok: bytes) -> bytes | None:
-    # RFC 9112 section 2.2: ignore empty lines before a request or status line.
-    while buf.startswith(b"\r\n") or buf.startswith(b"\n"):
-        buf.skip(2 if buf.startswith(b"\r\n") else 1)
-    if not buf:
-        return None
-    if buf.peek(1) not in first_byte_ok:
-        # Not HTTP at all (a TLS handshake on a plain port, say): fail now
-        # rather than wait for a blank line that will never come.
-        raise _error(f"illegal start of message {buf.peek(16)!r}")
-    block = buf.take_through_match(
-        _BLANK_LINE_RE, 2, limits.max_head_size, hint=431, what="message head"
-    )
-    if block is None and len(buf) > limits.max_line_length:
-        first_line_end = buf.peek(limits.max_line_length + 1).find(b"\n")
-        if first_line_end < 0:
+    if buf.startswith(_LINE_BREAK_START):
+        # RFC 9112 section 2.2: ignore empty lines before a start line.
+        while True:
+            if buf.startswith(b"\r\n"):
+                buf.skip(2)
+            elif buf.startswith(b"\n"):
+                buf.skip(1)
+            elif len(buf) == 1 and buf.startswith(b"\r"):
+                return None
+            elif buf.startswith(b"\r"):
+                raise _error("bare CR before the start line")
+            else:
+                break
+    block = buf.take_header_block(limits.max_head_size, 431, "message head")
+    if block is None and buf:
+        if buf.peek(1) not in first_byte_ok:
+            # Not HTTP at all (a TLS handshake on a plain port, say): fail now
+            # rather than wait for a blank line that will never come.
+            raise _error(f"illegal start of message {buf.peek(16)!r}")
+        if (
+            len(buf) > limits.max_line_length
+            and buf.peek(limits.max_line_length + 1).find(b"\n") < 0
+        ):
             raise _error(f"start line exceeds {limits.max_line_length} bytes", 414)
     return block
 
 
-def _split_head(block: bytes) -> list[bytes]:
-    """Split a head into lines (the final blank line removed), validating bytes."""
+def _parse_head(block: bytes, limits: HeadLimits) -> tuple[bytes, list[_Item]]:
+    """Split and validate a head: (start line, field items)."""
     lines = block.split(_CRLF)
-    if block.translate(None, FIELD_LINE_CHARS) == _CRLF * (len(lines) - 1):
+    # Fast path: translate() leaves only illegal bytes plus the CRLFs; if
+    # that is exactly two bytes per line break, every byte is legal and
+    # there is no bare CR or LF.
+    if len(block.translate(None, FIELD_LINE_CHARS)) == 2 * len(lines) - 2:
         del lines[-2:]
-        return lines
-    # Precise path: bare LF ends a line (tolerated, RFC 9112 section 2.2);
-    # bare CR and other control bytes are errors.
+    else:
+        lines = _split_head_precisely(block)
+    if len(lines) > limits.max_header_count + 1:
+        raise _error(f"more than {limits.max_header_count} header fields", 431)
+    if len(block) > limits.max_line_length:
+        longest = max(map(len, lines))
+        if longest > limits.max_line_length:
+            hint = 414 if len(lines[0]) == longest else 431
+            raise _error(f"header line exceeds {limits.max_line_length} bytes", hint)
+    start_line = lines[0]
+    try:
+        items = [
+            (name, name.lower(), value.strip(WS))
+            for line in islice(lines, 1, None)
+            for name, value in (line.split(b":", 1),)
+        ]
+    except ValueError:
+        return start_line, _parse_fields_precisely(lines, limits)
+    # All names are tokens (checked joined, in one pass) and none is empty
+    # (the smallest name sorts first).
+    if items and (
+        b"".join(map(_first, items)).translate(None, TOKEN_CHARS) or not min(map(_first, items))
+    ):
+        return start_line, _parse_fields_precisely(lines, limits)
+    return start_line, items
+
+
+def _split_head_precisely(block: bytes) -> list[bytes]:
+    """The slow path of _parse_head: tolerate bare LF, name every bad byte."""
     if re.search(rb"\r(?!\n)", block):
         raise _error("bare CR in message head")
     lines = _LINE_END_RE.split(block)
@@ -120,28 +163,6 @@ def _split_head(block: bytes) -> list[bytes]:
         if bad:
             raise _error(f"illegal byte {bad[:1]!r} in message head")
     return lines
-
-
-def _parse_fields(lines: list[bytes], block: bytes, limits: HeadLimits) -> list[_Item]:
-    """Parse field lines (lines[1:]) into (raw name, name, value) items."""
-    if len(lines) - 1 > limits.max_header_count:
-        raise _error(f"more than {limits.max_header_count} header fields", 431)
-    if len(block) > limits.max_line_length:
-        longest = max(map(len, lines))
-        if longest > limits.max_line_length:
-            hint = 414 if len(lines[0]) == longest else 431
-            raise _error(f"header line exceeds {limits.max_line_length} bytes", hint)
-    try:
-        items = [
-            (name, name.lower(), value.strip(WS))
-            for line in lines[1:]
-            for name, value in (line.split(b":", 1),)
-        ]
-    except ValueError:
-        return _parse_fields_precisely(lines, limits)
-    if b"".join([item[0] for item in items]).translate(None, TOKEN_CHARS) or b"\n:" in block:
-        return _parse_fields_precisely(lines, limits)
-    return items
 
 
 def _parse_fields_precisely(lines: list[bytes], limits: HeadLimits) -> list[_Item]:
@@ -175,22 +196,25 @@ _METHOD_FIRST = TOKEN_CHARS
 _STATUS_FIRST = b"H"
 
 
-def read_request_head(buf: ReceiveBuffer, limits: HeadLimits) -> Request | None:
+def read_request_head(limits: HeadLimits, buf: ReceiveBuffer) -> Request | None:
     block = _take_head(buf, limits, _METHOD_FIRST)
     if block is None:
         return None
-    lines = _split_head(block)
-    match = REQUEST_LINE_RE.fullmatch(lines[0])
+    start_line, items = _parse_head(block, limits)
+    match = REQUEST_LINE_RE.fullmatch(start_line)
     if match is None:
-        raise _error(f"illegal request line {lines[0][:80]!r}")
+        raise _error(f"illegal request line {start_line[:80]!r}")
     method, target, major, minor = match.groups()
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)
-    _check_target(method, target)
-    version = b"1." + minor
-    items = _parse_fields(lines, block, limits)
+    if target[:1] != b"/" or method == b"CONNECT":
+        _check_target(method, target)
+    version = _VERSIONS[minor]
     info = analyze_fields(items, True, True, version)
     return _make_event(Request, method, Headers(items, info), target, version)
+
+
+_VERSIONS = {bytes([digit]): b"1." + bytes([digit]) for digit in b"0123456789"}
 
 
 def _check_target(method: bytes, target: bytes) -> None:
@@ -208,27 +232,26 @@ def _check_target(method: bytes, target: bytes) -> None:
 
 
 def read_response_head(
-    buf: ReceiveBuffer, limits: HeadLimits
+    limits: HeadLimits, buf: ReceiveBuffer
 ) -> Response | InformationalResponse | None:
     block = _take_head(buf, limits, _STATUS_FIRST)
     if block is None:
         if buf and not b"HTTP/".startswith(buf.peek(5)):
             raise _error(f"illegal status line {buf.peek(16)!r}")
         return None
-    lines = _split_head(block)
-    match = STATUS_LINE_RE.fullmatch(lines[0])
+    start_line, items = _parse_head(block, limits)
+    match = STATUS_LINE_RE.fullmatch(start_line)
     if match is None:
-        raise _error(f"illegal status line {lines[0][:80]!r}")
+        raise _error(f"illegal status line {start_line[:80]!r}")
     major, minor, status, reason = match.groups()
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)
-    version = b"1." + minor
-    items = _parse_fields(lines, block, limits)
+    version = _VERSIONS[minor]
     info = analyze_fields(items, True, False, version)
     code = int(status)
-    cls = InformationalResponse if code < 200 else Response
     if code < 100:
         raise _error(f"illegal status code {code}")
+    cls: type[Response | InformationalResponse] = InformationalResponse if code < 200 else Response
     return _make_event(cls, code, Headers(items, info), version, reason or b"")
 
 
@@ -346,13 +369,10 @@ class ChunkedReader:
         )
         if block is None:
             return None
-        lines = block.split(_CRLF)
-        if block.translate(None, FIELD_LINE_CHARS) != _CRLF * (len(lines) - 1):
+        if len(block.translate(None, FIELD_LINE_CHARS)) != 2 * block.count(_CRLF):
             raise _error("illegal byte or bare CR/LF in trailer section")
-        del lines[-2:]
-        # _parse_fields expects a start line first; trailers have none.
-        lines.insert(0, b"")
-        items = _parse_fields(lines, b"\n" + block, self._limits)
+        # _parse_head expects a start line first; trailers have none.
+        _, items = _parse_head(_CRLF + block, self._limits)
         _check_framing_of_trailers(items)
         return _make_event(EndOfMessage, Headers(items))
 
@@ -389,4 +409,4 @@ def _parse_chunk_size(line: bytes) -> int:
 
 _END_OF_MESSAGE = _make_event(EndOfMessage, Headers([]))
 
-BodyReader = Union[ContentLengthReader, ChunkedReader, Http10Reader]
+BodyReader = ContentLengthReader | ChunkedReader | Http10Reader

@@ -20,7 +20,7 @@ IDLE to SEND_RESPONSE.
 from __future__ import annotations
 
 import enum
-from typing import Final
+from typing import Final, NoReturn
 
 from .._core import CLIENT, SERVER, LocalProtocolError, Role
 from ._events import (
@@ -168,47 +168,58 @@ class ConnectionState:
     def process_event(self, role: Role, event_type: type, server_switch: Switch | None) -> None:
         if server_switch is not None:
             if server_switch not in self.pending_switch_proposals:
-                raise LocalProtocolError(f"Received server {server_switch} without a pending proposal")
+                raise LocalProtocolError(
+                    f"Received server {server_switch} without a pending proposal"
+                )
         elif event_type is Response:
             self.pending_switch_proposals.clear()
-        state = self.client if role is CLIENT else self.server
-        new = _TRANSITIONS.get((role, state, event_type, server_switch))
-        if new is None:
-            raise LocalProtocolError(
-                f"can't handle event type {event_type.__name__} when role={role!r} and state={state!r}"
-            )
         if role is CLIENT:
+            new = _TRANSITIONS.get((CLIENT, self.client, event_type, None))
+            if new is None:
+                self._refuse(role, self.client, event_type)
             self.client = new
             if event_type is Request:
                 # The server sees the request too; that starts its response.
                 server_new = _TRANSITIONS.get((SERVER, self.server, Request, CLIENT))
                 if server_new is None:
-                    raise LocalProtocolError(
-                        f"can't handle event type Request when role=SERVER and state={self.server!r}"
-                    )
+                    self._refuse(SERVER, self.server, Request)
                 self.server = server_new
         else:
+            new = _TRANSITIONS.get((SERVER, self.server, event_type, server_switch))
+            if new is None:
+                self._refuse(role, self.server, event_type)
             self.server = new
         self._fire_state_triggered_transitions()
 
+    @staticmethod
+    def _refuse(role: Role, state: State, event_type: type) -> NoReturn:
+        raise LocalProtocolError(
+            f"can't handle event type {event_type.__name__} when role={role!r} and state={state!r}"
+        )
+
     def _fire_state_triggered_transitions(self) -> None:
         while True:
-            start = (self.client, self.server)
+            client, server = start = (self.client, self.server)
             if self.pending_switch_proposals:
-                if self.client is DONE:
-                    self.client = MIGHT_SWITCH_PROTOCOL
-            elif self.client is MIGHT_SWITCH_PROTOCOL:
-                self.client = DONE
+                if client is DONE:
+                    client = MIGHT_SWITCH_PROTOCOL
+            elif client is MIGHT_SWITCH_PROTOCOL:
+                client = DONE
             if not self.keep_alive:
-                if self.client is DONE:
-                    self.client = MUST_CLOSE
-                if self.server is DONE:
-                    self.server = MUST_CLOSE
-            joint = _JOINT.get((self.client, self.server))
+                if client is DONE:
+                    client = MUST_CLOSE
+                if server is DONE:
+                    server = MUST_CLOSE
+            joint = _JOINT.get((client, server))
             if joint is not None:
-                self._set(*joint)
-            if (self.client, self.server) == start:
+                if joint[0] is CLIENT:
+                    client = joint[1]
+                else:
+                    server = joint[1]
+            if (client, server) == start:
                 return
+            self.client = client
+            self.server = server
 
     def start_next_cycle(self) -> None:
         if self.client is not DONE or self.server is not DONE:

@@ -7,7 +7,7 @@ never copied.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from collections.abc import Callable
 
 from .._core import LocalProtocolError
 from ._events import Data, EndOfMessage, InformationalResponse, Request, Response
@@ -28,14 +28,14 @@ Write = Callable[[bytes], None]
 def _head_bytes(start_line: bytes, headers: Headers) -> bytes:
     # Host goes first in requests (RFC 9110 section 7.2 advice); order is
     # otherwise preserved, names keep the case the user gave them.
-    parts = [start_line]
     items = headers._full_items
-    for raw, name, value in items:
-        if name == b"host":
-            parts += (raw, b": ", value, b"\r\n")
-    for raw, name, value in items:
-        if name != b"host":
-            parts += (raw, b": ", value, b"\r\n")
+    if headers.info.host_count and items[0][1] != b"host":
+        items = [item for item in items if item[1] == b"host"] + [
+            item for item in items if item[1] != b"host"
+        ]
+    parts = [start_line]
+    for raw, _, value in items:
+        parts += (raw, b": ", value, b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
 
@@ -50,7 +50,9 @@ def write_response(response: Response | InformationalResponse, write: Write) -> 
     if response.http_version != b"1.1":
         raise LocalProtocolError("I only send HTTP/1.1")
     write(
-        _head_bytes(b"HTTP/1.1 %d %s\r\n" % (response.status_code, response.reason), response.headers)
+        _head_bytes(
+            b"HTTP/1.1 %d %s\r\n" % (response.status_code, response.reason), response.headers
+        )
     )
 
 
@@ -65,7 +67,7 @@ class ContentLengthWriter:
         self._length = length
 
     def __call__(self, event: Data | EndOfMessage, write: Write) -> None:
-        if type(event) is Data:
+        if isinstance(event, Data):
             self._length -= len(event.data)
             if self._length < 0:
                 raise LocalProtocolError("Too much data for declared Content-Length")
@@ -81,7 +83,7 @@ class ChunkedWriter:
     __slots__ = ()
 
     def __call__(self, event: Data | EndOfMessage, write: Write) -> None:
-        if type(event) is Data:
+        if isinstance(event, Data):
             data = event.data
             # An empty chunk would end the body; send nothing instead.
             if len(data):
@@ -98,10 +100,10 @@ class Http10Writer:
     __slots__ = ()
 
     def __call__(self, event: Data | EndOfMessage, write: Write) -> None:
-        if type(event) is Data:
+        if isinstance(event, Data):
             write(event.data)
         elif event.headers:
             raise LocalProtocolError("can't send trailers to HTTP/1.0 client")
 
 
-BodyWriter = Union[ContentLengthWriter, ChunkedWriter, Http10Writer]
+BodyWriter = ContentLengthWriter | ChunkedWriter | Http10Writer
