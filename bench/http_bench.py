@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         peaks = [peak_memory(chunked_upload(mod, size)) for size in (1 << 20, 10 << 20, 50 << 20)]
         print(
             f"  peak traced memory, {name:<9}: "
-            + ", ".join(f"{size}MB body -> {peak / 1024:.0f} KiB" for size, peak in zip((1, 10, 50), peaks))
+            + ", ".join(
+                f"{size}MB body -> {peak / 1024:.0f} KiB" for size, peak in zip((1, 10, 50), peaks)
+            )
         )
     return 0
 

@@ -8,6 +8,7 @@ the validation that user-facing constructors perform on untrusted input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 __all__ = ["Event"]
@@ -68,3 +69,47 @@ def _make_event(cls: type[_E], *values: Any) -> _E:
     for name, value in zip(cls._fields, values, strict=True):
         _setattr(event, name, value)
     return event
+
+
+def _event_builder(cls: type[_E]) -> Callable[..., _E]:
+    """A fast constructor for *cls* taking its fields positionally, unvalidated.
+
+    Parsers create several events per message; going straight to the slot
+    descriptors skips ``__init__`` validation (the parser has validated
+    the bytes) and the generic loop of :func:`_make_event`.
+    """
+    new = object.__new__
+    setters = tuple(getattr(cls, name).__set__ for name in cls._fields)
+    if len(setters) == 1:
+        (set0,) = setters
+
+        def build1(a: Any) -> _E:
+            event = new(cls)
+            set0(event, a)
+            return event
+
+        return build1
+    if len(setters) == 3:
+        set0, set1, set2 = setters
+
+        def build3(a: Any, b: Any, c: Any) -> _E:
+            event = new(cls)
+            set0(event, a)
+            set1(event, b)
+            set2(event, c)
+            return event
+
+        return build3
+    if len(setters) == 4:
+        set0, set1, set2, set3 = setters
+
+        def build4(a: Any, b: Any, c: Any, d: Any) -> _E:
+            event = new(cls)
+            set0(event, a)
+            set1(event, b)
+            set2(event, c)
+            set3(event, d)
+            return event
+
+        return build4
+    return lambda *values: _make_event(cls, *values)

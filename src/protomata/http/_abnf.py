@@ -24,8 +24,9 @@ OBS_TEXT = bytes(range(0x80, 0x100))
 #: Every byte that may appear in a field line apart from its CRLF:
 #: field-vchar, SP and HTAB.  CTLs (CR, LF and NUL included) are excluded.
 FIELD_LINE_CHARS = VCHAR + OBS_TEXT + b" \t"
-#: Bytes that may appear in a Host field value (uri-host [ ":" port ]).
-HOST_CHARS = TOKEN_CHARS.replace(b"|", b"").replace(b"^", b"").replace(b"`", b"") + b"[]:;=,()"
+#: Bytes that may appear in a Host field value, uri-host [ ":" port ]
+#: (RFC 3986: unreserved, sub-delims, pct-encoded, IP-literal brackets).
+HOST_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=%:[]"
 
 # Deleting the allowed bytes leaves exactly the offending ones.
 NOT_TOKEN = _complement(TOKEN_CHARS)
@@ -58,3 +59,19 @@ CHUNK_EXT_RE = re.compile(
 HEX_DIGITS = b"0123456789abcdefABCDEF"
 CONTENT_LENGTH_MAX_DIGITS = 19
 CHUNK_SIZE_MAX_DIGITS = 16
+
+
+def target_form_ok(method: bytes, target: bytes) -> bool:
+    """Whether *target* has a request-target form allowed for *method*.
+
+    RFC 9112 section 3.2: origin-form ("/path"), absolute-form
+    ("scheme:..."), authority-form ("host:port", CONNECT only) and
+    asterisk-form ("*", OPTIONS only).
+    """
+    if method == b"CONNECT":
+        return AUTHORITY_FORM_RE.fullmatch(target) is not None
+    if target[:1] == b"/":
+        return True
+    if target == b"*":
+        return method == b"OPTIONS"
+    return ABSOLUTE_FORM_RE.match(target) is not None

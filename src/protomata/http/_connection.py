@@ -37,7 +37,7 @@ from ._events import (
     Request,
     Response,
 )
-from ._headers import get_comma_header, set_comma_header
+from ._headers import Headers, get_comma_header, set_comma_header
 from ._readers import (
     ChunkedReader,
     ContentLengthReader,
@@ -110,6 +110,11 @@ def _body_framing(request_method: bytes | None, event: Request | Response) -> tu
     if type(event) is Request:
         return _CONTENT_LENGTH_ZERO
     return ("http/1.0", 0)
+
+
+def _without_framing(headers: Headers) -> Headers:
+    headers = set_comma_header(headers, b"content-length", [])
+    return set_comma_header(headers, b"transfer-encoding", [])
 
 
 class Connection:
@@ -190,7 +195,7 @@ class Connection:
         old_client, old_server = self._cstate.client, self._cstate.server
         self._cstate.start_next_cycle()
         self._request_method = None
-        self.their_http_version = None
+        # their_http_version stays: it describes the peer, not one cycle.
         self.client_is_waiting_for_100_continue = False
         self._respond_to_state_changes(old_client, old_server, None)
 
@@ -370,6 +375,15 @@ class Connection:
         try:
             if type(event) is Response:
                 event = self._clean_up_response_headers_for_sending(event)
+            elif type(event) is InformationalResponse and (
+                event.headers.info.content_length is not None or event.headers.info.chunked
+            ):
+                event = InformationalResponse(
+                    status_code=event.status_code,
+                    headers=_without_framing(event.headers),
+                    http_version=event.http_version,
+                    reason=event.reason,
+                )
             writer = self._writer
             self._process_event(self.our_role, event)
             if type(event) is ConnectionClosed:
@@ -397,9 +411,18 @@ class Connection:
         """
         headers = response.headers
         method = self._request_method
-        framing, _ = _body_framing(b"GET" if method == b"HEAD" else method, response)
         need_close = False
         changed = False
+        status = response.status_code
+        if (status == 204 or (method == b"CONNECT" and status < 300)) and (
+            headers.info.content_length is not None or headers.info.chunked
+        ):
+            # RFC 9110 sections 8.6 and 9.3.6, RFC 9112 section 6.1: these
+            # responses never carry framing fields.  Drop them, as we drop
+            # Content-Length from a chunked response.
+            headers = _without_framing(headers)
+            changed = True
+        framing, _ = _body_framing(b"GET" if method == b"HEAD" else method, response)
         their_version = self.their_http_version
         old_http = their_version is None or their_version < b"1.1"
         if framing != "content-length":

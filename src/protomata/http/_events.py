@@ -7,6 +7,7 @@ events through ``_make_event`` after validating the bytes itself.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .._core import Event, LocalProtocolError
@@ -26,12 +27,13 @@ __all__ = [
 
 _REASON_CHARS = FIELD_LINE_CHARS
 _VERSION_OK = {b"1.0", b"1.1"}
+_VERSION_RE = re.compile(rb"[0-9]\.[0-9]")
 
 
 def _check_version(version: bytes) -> None:
     if version in _VERSION_OK:
         return
-    if len(version) != 3 or version[1:2] != b"." or not version.replace(b".", b"").isdigit():
+    if _VERSION_RE.fullmatch(version) is None:
         raise LocalProtocolError(f"illegal HTTP version {version!r}")
 
 

@@ -31,10 +31,8 @@ from operator import itemgetter
 from typing import Any
 
 from .._core import ReceiveBuffer, RemoteProtocolError
-from .._core._events import _make_event
+from .._core._events import _event_builder
 from ._abnf import (
-    ABSOLUTE_FORM_RE,
-    AUTHORITY_FORM_RE,
     CHUNK_EXT_RE,
     CHUNK_SIZE_MAX_DIGITS,
     FIELD_LINE_CHARS,
@@ -43,6 +41,7 @@ from ._abnf import (
     STATUS_LINE_RE,
     TOKEN_CHARS,
     WS,
+    target_form_ok,
 )
 from ._events import Data, EndOfMessage, InformationalResponse, Request, Response
 from ._headers import Headers, analyze_fields
@@ -64,6 +63,12 @@ _BLANK_LINE_RE = re.compile(rb"\n\r?\n")
 _LINE_END_RE = re.compile(rb"\r?\n")
 _CRLF = b"\r\n"
 _first = itemgetter(0)
+
+_new_request = _event_builder(Request)
+_new_response = _event_builder(Response)
+_new_informational = _event_builder(InformationalResponse)
+_new_data = _event_builder(Data)
+_new_end_of_message = _event_builder(EndOfMessage)
 
 
 class HeadLimits:
@@ -89,7 +94,9 @@ def _error(msg: str, hint: int = 400) -> RemoteProtocolError:
 _LINE_BREAK_START = (b"\r", b"\n")
 
 
-def _take_head(buf: ReceiveBuffer, limits: HeadLimits, first_byte_ok: bytes) -> bytes | None:
+def _take_head(
+    buf: ReceiveBuffer, limits: HeadLimits, first_byte_ok: bytes, is_response: bool
+) -> bytes | None:
     if buf.startswith(_LINE_BREAK_START):
         # RFC 9112 section 2.2: ignore empty lines before a start line.
         while True:
@@ -103,22 +110,53 @@ def _take_head(buf: ReceiveBuffer, limits: HeadLimits, first_byte_ok: bytes) -> 
                 raise _error("bare CR before the start line")
             else:
                 break
-    block = buf.take_header_block(limits.max_head_size, 431, "message head")
-    if block is None and buf:
-        if buf.peek(1) not in first_byte_ok:
-            # Not HTTP at all (a TLS handshake on a plain port, say): fail now
-            # rather than wait for a blank line that will never come.
-            raise _error(f"illegal start of message {buf.peek(16)!r}")
-        if (
-            len(buf) > limits.max_line_length
-            and buf.peek(limits.max_line_length + 1).find(b"\n") < 0
-        ):
-            raise _error(f"start line exceeds {limits.max_line_length} bytes", 414)
+    try:
+        block = buf.take_header_block(limits.max_head_size, 431, "message head")
+    except RemoteProtocolError:
+        _check_start(buf.peek(limits.max_line_length + 2), limits, first_byte_ok, is_response)
+        raise
+    if block is None:
+        if buf:
+            _check_start(buf.peek(limits.max_line_length + 2), limits, first_byte_ok, is_response)
+    elif len(block) > limits.max_line_length:
+        _check_start(block, limits, first_byte_ok, is_response)
     return block
 
 
-def _parse_head(block: bytes, limits: HeadLimits) -> tuple[bytes, list[_Item]]:
-    """Split and validate a head: (start line, field items)."""
+def _check_start(data: bytes, limits: HeadLimits, first_byte_ok: bytes, is_response: bool) -> None:
+    """Checks that need only the first bytes of a head.
+
+    They run as soon as a partial head arrives (so garbage such as a TLS
+    handshake on a plain port fails at once instead of after a timeout),
+    and in the same order on a complete head that could fail them, so the
+    error and its status hint never depend on how the bytes were split.
+    """
+    if data[:1] not in first_byte_ok:
+        raise _error(f"illegal start of message {data[:16]!r}")
+    if is_response and not b"HTTP/".startswith(data[:5]):
+        raise _error(f"illegal status line {data[:16]!r}")
+    limit = limits.max_line_length
+    if len(data) > limit:
+        # The line's CRLF does not count toward its length.
+        end = data.find(b"\n", 0, limit + 2)
+        if end < 0:
+            # no line end yet: only a final CR may still turn out to be one
+            too_long = len(data) - data.endswith(b"\r") > limit
+        else:
+            too_long = end - (data[end - 1 : end] == b"\r") > limit
+        if too_long:
+            what = "status line" if is_response else "request line"
+            raise _error(f"{what} exceeds {limit} bytes", 400 if is_response else 414)
+
+
+def _parse_head(
+    block: bytes, limits: HeadLimits, start_line_re: re.Pattern[bytes] | None
+) -> tuple[re.Match[bytes] | None, list[_Item]]:
+    """Split and validate a head: (start line match, field items).
+
+    The start line is matched before the fields are counted or measured,
+    the order in which a head arriving in pieces meets those checks.
+    """
     lines = block.split(_CRLF)
     # Fast path: translate() leaves only illegal bytes plus the CRLFs; if
     # that is exactly two bytes per line break, every byte is legal and
@@ -127,14 +165,19 @@ def _parse_head(block: bytes, limits: HeadLimits) -> tuple[bytes, list[_Item]]:
         del lines[-2:]
     else:
         lines = _split_head_precisely(block)
+    match = None
+    if start_line_re is not None:
+        match = start_line_re.fullmatch(lines[0])
+        if match is None:
+            what = "request" if start_line_re is REQUEST_LINE_RE else "status"
+            raise _error(f"illegal {what} line {lines[0][:80]!r}")
     if len(lines) > limits.max_header_count + 1:
         raise _error(f"more than {limits.max_header_count} header fields", 431)
-    if len(block) > limits.max_line_length:
-        longest = max(map(len, lines))
-        if longest > limits.max_line_length:
-            hint = 414 if len(lines[0]) == longest else 431
-            raise _error(f"header line exceeds {limits.max_line_length} bytes", hint)
-    start_line = lines[0]
+    # (The start line's length was checked by _check_start.)
+    if len(block) > limits.max_line_length and max(map(len, lines[1:]), default=0) > (
+        limits.max_line_length
+    ):
+        raise _error(f"header line exceeds {limits.max_line_length} bytes", 431)
     try:
         items = [
             (name, name.lower(), value.strip(WS))
@@ -142,14 +185,29 @@ def _parse_head(block: bytes, limits: HeadLimits) -> tuple[bytes, list[_Item]]:
             for name, value in (line.split(b":", 1),)
         ]
     except ValueError:
-        return start_line, _parse_fields_precisely(lines, limits)
-    # All names are tokens (checked joined, in one pass) and none is empty
-    # (the smallest name sorts first).
-    if items and (
-        b"".join(map(_first, items)).translate(None, TOKEN_CHARS) or not min(map(_first, items))
-    ):
-        return start_line, _parse_fields_precisely(lines, limits)
-    return start_line, items
+        return match, _parse_fields_precisely(lines, limits)
+    # Every name must be a non-empty token.  Names seen before are in a
+    # bounded set of names already proven valid, which checks a whole head
+    # in one C-level call; new names are checked once and remembered.
+    if not _VALID_NAMES.issuperset(map(_first, items)):
+        names = [item[0] for item in items]
+        if b"".join(names).translate(None, TOKEN_CHARS) or not all(names):
+            return match, _parse_fields_precisely(lines, limits)
+        _remember_valid_names(names)
+    return match, items
+
+
+#: Field names known to be valid tokens (bounded; see _remember_valid_names).
+_VALID_NAMES: set[bytes] = set()
+_VALID_NAMES_MAX = 2048
+
+
+def _remember_valid_names(names: list[bytes]) -> None:
+    # A peer sending ever-new names only empties the set now and then; it
+    # never grows past the bound, and correctness never depends on it.
+    if len(_VALID_NAMES) + len(names) > _VALID_NAMES_MAX:
+        _VALID_NAMES.clear()
+    _VALID_NAMES.update(names)
 
 
 def _split_head_precisely(block: bytes) -> list[bytes]:
@@ -197,53 +255,36 @@ _STATUS_FIRST = b"H"
 
 
 def read_request_head(limits: HeadLimits, buf: ReceiveBuffer) -> Request | None:
-    block = _take_head(buf, limits, _METHOD_FIRST)
+    block = _take_head(buf, limits, _METHOD_FIRST, False)
     if block is None:
         return None
-    start_line, items = _parse_head(block, limits)
-    match = REQUEST_LINE_RE.fullmatch(start_line)
-    if match is None:
-        raise _error(f"illegal request line {start_line[:80]!r}")
-    method, target, major, minor = match.groups()
+    match, items = _parse_head(block, limits, REQUEST_LINE_RE)
+    method, target, major, minor = match.groups()  # type: ignore[union-attr]
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)
     if target[:1] != b"/" or method == b"CONNECT":
         _check_target(method, target)
     version = _VERSIONS[minor]
     info = analyze_fields(items, True, True, version)
-    return _make_event(Request, method, Headers(items, info), target, version)
+    return _new_request(method, Headers(items, info), target, version)
 
 
 _VERSIONS = {bytes([digit]): b"1." + bytes([digit]) for digit in b"0123456789"}
 
 
 def _check_target(method: bytes, target: bytes) -> None:
-    first = target[:1]
-    if method == b"CONNECT":
-        ok = AUTHORITY_FORM_RE.fullmatch(target) is not None
-    elif first == b"/":
-        return
-    elif target == b"*":
-        ok = method == b"OPTIONS"
-    else:
-        ok = ABSOLUTE_FORM_RE.match(target) is not None
-    if not ok:
+    if not target_form_ok(method, target):
         raise _error(f"illegal request target {target[:80]!r} for {method!r}")
 
 
 def read_response_head(
     limits: HeadLimits, buf: ReceiveBuffer
 ) -> Response | InformationalResponse | None:
-    block = _take_head(buf, limits, _STATUS_FIRST)
+    block = _take_head(buf, limits, _STATUS_FIRST, True)
     if block is None:
-        if buf and not b"HTTP/".startswith(buf.peek(5)):
-            raise _error(f"illegal status line {buf.peek(16)!r}")
         return None
-    start_line, items = _parse_head(block, limits)
-    match = STATUS_LINE_RE.fullmatch(start_line)
-    if match is None:
-        raise _error(f"illegal status line {start_line[:80]!r}")
-    major, minor, status, reason = match.groups()
+    match, items = _parse_head(block, limits, STATUS_LINE_RE)
+    major, minor, status, reason = match.groups()  # type: ignore[union-attr]
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)
     version = _VERSIONS[minor]
@@ -251,8 +292,8 @@ def read_response_head(
     code = int(status)
     if code < 100:
         raise _error(f"illegal status code {code}")
-    cls: type[Response | InformationalResponse] = InformationalResponse if code < 200 else Response
-    return _make_event(cls, code, Headers(items, info), version, reason or b"")
+    build = _new_informational if code < 200 else _new_response
+    return build(code, Headers(items, info), version, reason or b"")
 
 
 # -- bodies ----------------------------------------------------------------------
@@ -272,7 +313,7 @@ class ContentLengthReader:
         if data is None:
             return None
         self._remaining -= len(data)
-        return _make_event(Data, data, False, False)
+        return _new_data(data, False, False)
 
     def read_eof(self) -> EndOfMessage:
         raise _error(
@@ -290,7 +331,7 @@ class Http10Reader:
         data = buf.take_at_most(len(buf))
         if data is None:
             return None
-        return _make_event(Data, data, False, False)
+        return _new_data(data, False, False)
 
     def read_eof(self) -> EndOfMessage:
         return _END_OF_MESSAGE
@@ -328,7 +369,7 @@ class ChunkedReader:
                 end = self._remaining == 0
                 if end:
                     self._stage = _CHUNK_CRLF
-                return _make_event(Data, data, start, end)
+                return _new_data(data, start, end)
             if stage == _CHUNK_HEADER:
                 # Search for LF, not CRLF, so a bare LF fails at once.
                 line = buf.take_through_match(
@@ -360,9 +401,9 @@ class ChunkedReader:
         if buf.startswith(_CRLF):
             buf.skip(2)
             return _END_OF_MESSAGE
+        if buf and not buf.startswith(b"\r") and buf.peek(1) not in TOKEN_CHARS:
+            raise _error("illegal trailer section")
         if len(buf) < 2:
-            if buf and not buf.startswith(b"\r") and buf.peek(1) not in TOKEN_CHARS:
-                raise _error("illegal trailer section")
             return None
         block = buf.take_through_match(
             _BLANK_LINE_RE, 2, self._limits.max_head_size, hint=431, what="trailer section"
@@ -372,9 +413,9 @@ class ChunkedReader:
         if len(block.translate(None, FIELD_LINE_CHARS)) != 2 * block.count(_CRLF):
             raise _error("illegal byte or bare CR/LF in trailer section")
         # _parse_head expects a start line first; trailers have none.
-        _, items = _parse_head(_CRLF + block, self._limits)
+        _, items = _parse_head(_CRLF + block, self._limits, None)
         _check_framing_of_trailers(items)
-        return _make_event(EndOfMessage, Headers(items))
+        return _new_end_of_message(Headers(items))
 
     def read_eof(self) -> EndOfMessage:
         raise _error(
@@ -407,6 +448,6 @@ def _parse_chunk_size(line: bytes) -> int:
     return int(line[:digits], 16)
 
 
-_END_OF_MESSAGE = _make_event(EndOfMessage, Headers([]))
+_END_OF_MESSAGE = _new_end_of_message(Headers([]))
 
 BodyReader = ContentLengthReader | ChunkedReader | Http10Reader

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._core import LocalProtocolError
+from ._abnf import target_form_ok
 from ._events import Data, EndOfMessage, InformationalResponse, Request, Response
 from ._headers import Headers
 
@@ -43,6 +44,12 @@ def _head_bytes(start_line: bytes, headers: Headers) -> bytes:
 def write_request(request: Request, write: Write) -> None:
     if request.http_version != b"1.1":
         raise LocalProtocolError("I only send HTTP/1.1")
+    if (request.target[:1] != b"/" or request.method == b"CONNECT") and not target_form_ok(
+        request.method, request.target
+    ):
+        raise LocalProtocolError(
+            f"request target {request.target[:80]!r} has no form allowed for {request.method!r}"
+        )
     write(_head_bytes(b"%s %s HTTP/1.1\r\n" % (request.method, request.target), request.headers))
 
 
@@ -91,6 +98,12 @@ class ChunkedWriter:
                 write(data)
                 write(b"\r\n")
         else:
+            info = event.headers.info
+            if info.content_length is not None or info.chunked or info.host_count:
+                # RFC 9110 section 6.5.1: framing and routing fields are never trailers.
+                raise LocalProtocolError(
+                    "Content-Length, Transfer-Encoding and Host are not allowed as trailers"
+                )
             _write_trailers(event.headers, write)
 
 
