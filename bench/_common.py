@@ -33,12 +33,14 @@ def compare(
     return results
 
 
-def report(title: str, results: dict[str, float], baseline: str, unit: str = "us") -> None:
-    """Print times and the ratio of every implementation to *baseline*."""
+def report(title: str, results: dict[str, float], ours: str = "protomata") -> None:
+    """Print time per operation and protomata's speed relative to each peer.
+
+    A ratio above 1 means protomata is that many times faster than the peer.
+    """
     print(f"\n{title}")
-    base = results[baseline]
+    base = results[ours]
+    unit, scale = ("ms", 1e3) if base > 1e-3 else ("us", 1e6)
     for name, seconds in results.items():
-        value = seconds * 1e6 if unit == "us" else seconds
-        ratio = seconds / base
-        speed = f"protomata is {ratio:.2f}x faster" if name != baseline else "(protomata)"
-        print(f"  {name:<12} {value:10.2f} {unit}/op   {speed}")
+        note = "" if name == ours else f"   speed ratio protomata/{name}: {seconds / base:5.2f}x"
+        print(f"  {name:<12} {seconds * scale:10.2f} {unit}/op{note}")

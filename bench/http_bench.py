@@ -188,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     if httptools is not None:
         cases["httptools"] = parse_get_httptools
     results = compare(cases, 20000 // scale)
-    report("a. server parse of a 500-byte browser GET (fresh connection)", results, "protomata")
+    report("a. server parse of a 500-byte browser GET (fresh connection)", results)
 
     results = compare({"protomata": full_cycle(pm), "h11": full_cycle(h11)}, 5000 // scale)
-    report("b. full keep-alive cycle, 1 KiB response body", results, "protomata")
+    report("b. full keep-alive cycle, 1 KiB response body", results)
 
     total = 10 * 1024 * 1024
     results = compare(
@@ -199,13 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         1,
         rounds=5 if not args.quick else 1,
     )
-    report("c. 10 MB chunked upload in 64 KiB pieces", results, "protomata", unit="s")
+    report("c. 10 MB chunked upload in 64 KiB pieces", results)
     for name, mod in (("protomata", pm), ("h11", h11)):
         peaks = [peak_memory(chunked_upload(mod, size)) for size in (1 << 20, 10 << 20, 50 << 20)]
         print(
             f"  peak traced memory, {name:<9}: "
             + ", ".join(
-                f"{size}MB body -> {peak / 1024:.0f} KiB" for size, peak in zip((1, 10, 50), peaks)
+                f"{size} MB body: {peak / 1024:.0f} KiB"
+                for size, peak in zip((1, 10, 50), peaks, strict=True)
             )
         )
     return 0

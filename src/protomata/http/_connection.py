@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache, partial
-from typing import Any
+from typing import Any, overload
 
 from .._core import (
     CLIENT,
@@ -354,6 +354,12 @@ class Connection:
 
     # -- sending -------------------------------------------------------------------
 
+    @overload
+    def send(self, event: ConnectionClosed) -> None: ...
+    @overload
+    def send(
+        self, event: Request | InformationalResponse | Response | Data | EndOfMessage
+    ) -> bytes: ...
     def send(self, event: HTTPEvent) -> bytes | None:
         """Serialize *event* to bytes (``None`` for ConnectionClosed)."""
         data_list = self.send_with_data_passthrough(event)
@@ -363,6 +369,12 @@ class Connection:
             return data_list[0]  # no copy for a lone piece
         return b"".join(data_list)
 
+    @overload
+    def send_with_data_passthrough(self, event: ConnectionClosed) -> None: ...
+    @overload
+    def send_with_data_passthrough(
+        self, event: Request | InformationalResponse | Response | Data | EndOfMessage
+    ) -> list[bytes]: ...
     def send_with_data_passthrough(self, event: HTTPEvent) -> list[bytes] | None:
         """Like :meth:`send`, but return a list of byte strings to write.
 

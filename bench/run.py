@@ -1,0 +1,25 @@
+"""Run every benchmark: ``python bench/run.py [--quick]``.
+
+Each benchmark runs protomata and the peer libraries side by side in one
+process and prints speed ratios; absolute times vary with the machine.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import http_bench
+
+BENCHMARKS = [http_bench.main]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    return max(bench(argv) for bench in BENCHMARKS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

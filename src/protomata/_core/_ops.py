@@ -1,0 +1,131 @@
+"""I/O requests: how pure protocol operations ask an adapter to do I/O.
+
+Theory of operation
+-------------------
+A high-level operation (send a request and read the response head, serve
+one HTTP connection, deliver a mail ...) is written once, as a generator
+that *yields* the I/O it needs and receives the result::
+
+    def fetch_head(conn):
+        yield Send(conn.send(request))
+        while (event := conn.next_event()) is NEED_DATA:
+            conn.receive_data((yield Receive()))
+        return event
+
+Each adapter (``protomata.sync``, ``protomata.asyncio``, ``protomata.trio``)
+has one small *runner* that executes such generators over its own kind of
+stream.  The protocol logic therefore exists once, whatever the adapter.
+
+Failures of the transport -- a timeout, a reset connection -- are thrown
+into the generator at the ``yield`` that asked for the I/O, so protocol
+code can react (answer 408, say) or let them propagate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+__all__ = [
+    "Call",
+    "Close",
+    "IORequest",
+    "Operation",
+    "Receive",
+    "Send",
+    "StartTLS",
+    "TimeoutKind",
+]
+
+T = TypeVar("T")
+
+
+class IORequest:
+    """Base class of everything an operation may yield."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = self.__slots__
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        names: tuple[str, ...] = self.__slots__
+        return all(getattr(self, n) == getattr(other, n) for n in names)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class TimeoutKind:
+    """Names of the timeouts an adapter applies to a :class:`Receive`.
+
+    Operations say *what* they are waiting for; the adapter maps that to the
+    durations its user configured.
+    """
+
+    #: waiting for the next message on an idle keep-alive connection
+    IDLE = "idle"
+    #: reading a message head (a slow-loris peer is cut off here)
+    HEAD = "head"
+    #: reading a message body or a reply
+    READ = "read"
+
+
+class Send(IORequest):
+    """Write all of *data* (bytes, or a list of byte strings) to the peer."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | list[bytes]) -> None:
+        self.data = data
+
+
+class Receive(IORequest):
+    """Read some bytes (at most *max_bytes*); the result is ``b""`` at EOF."""
+
+    __slots__ = ("max_bytes", "timeout")
+
+    def __init__(self, max_bytes: int = 65536, timeout: str = TimeoutKind.READ) -> None:
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+
+
+class StartTLS(IORequest):
+    """Upgrade the connection to TLS (client side unless *server_side*).
+
+    The adapter performs the handshake with the TLS settings it was given;
+    *server_hostname* overrides the name checked against the certificate.
+    """
+
+    __slots__ = ("server_hostname", "server_side")
+
+    def __init__(self, server_hostname: str | None = None, server_side: bool = False) -> None:
+        self.server_hostname = server_hostname
+        self.server_side = server_side
+
+
+class Close(IORequest):
+    """Close the connection (after flushing what was sent)."""
+
+    __slots__ = ()
+
+
+class Call(IORequest):
+    """Hand a value to the adapter's application callback; its result comes back.
+
+    Servers use this to run the user's handler (which may be a plain or an
+    async function) between the protocol steps that surround it.
+    """
+
+    __slots__ = ("args", "name")
+
+    def __init__(self, name: str, *args: Any) -> None:
+        self.name = name
+        self.args = args
+
+
+#: The type of a pure operation returning ``T``.
+Operation = Generator[IORequest, Any, T]

@@ -1,0 +1,40 @@
+"""The blocking adapter: protomata's machines over plain sockets and threads.
+
+Everything protocol-specific comes from the pure packages; this adapter
+moves bytes, does TLS, applies timeouts and runs one thread per connection.
+"""
+
+from ..http._operations import (
+    HTTPError,
+    ProtocolFailure,
+    ResponseSpec,
+    ServerSettings,
+    TooManyRedirects,
+)
+from ._httpclient import ClientResponse, HTTPClient, get, request
+from ._httpserver import HTTPServer, ServerRequest, http_date, iter_spec
+from ._runner import run
+from ._server import TCPServer, listen_tcp
+from ._stream import SocketStream, Timeouts, connect_tcp
+
+__all__ = [
+    "ClientResponse",
+    "HTTPClient",
+    "HTTPError",
+    "HTTPServer",
+    "ProtocolFailure",
+    "ResponseSpec",
+    "ServerRequest",
+    "ServerSettings",
+    "SocketStream",
+    "TCPServer",
+    "Timeouts",
+    "TooManyRedirects",
+    "connect_tcp",
+    "get",
+    "http_date",
+    "iter_spec",
+    "listen_tcp",
+    "request",
+    "run",
+]

@@ -1,0 +1,166 @@
+"""A threaded TCP server: accept loop, connection limit, graceful shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+
+from .._core._ops import TimeoutKind
+from ._stream import SocketStream, Timeouts
+
+__all__ = ["TCPServer", "listen_tcp"]
+
+
+def listen_tcp(
+    host: str, port: int, *, reuse_port: bool = False, backlog: int = 1024
+) -> socket.socket:
+    """A listening socket on *host*:*port* (IPv6 when *host* contains ':')."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _ServerStream(SocketStream):
+    """A stream that a draining server can end while it waits for a request."""
+
+    def __init__(self, server: TCPServer, sock: socket.socket, timeouts: Timeouts) -> None:
+        super().__init__(sock, timeouts)
+        self._server = server
+        self.idle = False
+
+    def receive_some(self, max_bytes: int = 65536, timeout: str = TimeoutKind.READ) -> bytes:
+        if timeout == TimeoutKind.IDLE:
+            if self._server.draining:
+                return b""
+            self.idle = True
+            try:
+                return super().receive_some(max_bytes, timeout)
+            finally:
+                self.idle = False
+        return super().receive_some(max_bytes, timeout)
+
+
+class TCPServer:
+    """Accept TCP connections and run :meth:`handle_connection` in a thread each.
+
+    At most *max_connections* are served at once; more wait in the listen
+    backlog.  :meth:`shutdown` (also on SIGINT/SIGTERM when
+    :meth:`serve_forever` runs in the main thread) stops accepting, closes
+    idle keep-alive connections and lets requests in flight finish.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_connections: int = 1000,
+        tls_context: ssl.SSLContext | None = None,
+        timeouts: Timeouts | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        self.host = host
+        self.tls_context = tls_context
+        self.timeouts = timeouts or Timeouts()
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._listener = listen_tcp(host, port, reuse_port=reuse_port)
+        self.port: int = self._listener.getsockname()[1]
+        self.draining = False
+        self._streams: set[_ServerStream] = set()
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls_context else 'http'}://{host}:{self.port}/"
+
+    def handle_connection(self, stream: SocketStream) -> None:
+        raise NotImplementedError  # subclasses serve their protocol here
+
+    def serve_forever(self, *, handle_signals: bool = True) -> None:
+        """Accept connections until :meth:`shutdown`."""
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: threading.Thread(target=self.shutdown).start())
+        self._listener.settimeout(0.2)  # to notice shutdown promptly
+        try:
+            while not self.draining:
+                if not self._slots.acquire(timeout=0.2):
+                    continue
+                try:
+                    sock, _ = self._listener.accept()
+                except (TimeoutError, OSError):
+                    self._slots.release()
+                    continue
+                thread = threading.Thread(target=self._serve_one, args=(sock,), daemon=True)
+                with self._lock:
+                    self._threads.add(thread)
+                thread.start()
+        finally:
+            self._listener.close()
+            self._stopped.set()
+
+    def _serve_one(self, sock: socket.socket) -> None:
+        stream: _ServerStream | None = None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls_context is not None:
+                sock.settimeout(self.timeouts.by_kind[TimeoutKind.HEAD])
+                sock = self.tls_context.wrap_socket(sock, server_side=True)
+            stream = _ServerStream(self, sock, self.timeouts)
+            with self._lock:
+                self._streams.add(stream)
+            self.handle_connection(stream)
+        except (OSError, ssl.SSLError):
+            pass  # the peer went away or failed the handshake; nothing to answer
+        finally:
+            if stream is not None:
+                with self._lock:
+                    self._streams.discard(stream)
+            with contextlib.suppress(OSError):
+                sock.close()
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+            self._slots.release()
+
+    def shutdown(self, grace: float = 10.0) -> None:
+        """Stop accepting, end idle connections, wait up to *grace* s for the rest."""
+        self.draining = True
+        self._stopped.wait(grace)
+        with self._lock:
+            idle = [s for s in self._streams if s.idle]
+            threads = list(self._threads)
+        for stream in idle:
+            with contextlib.suppress(OSError):
+                stream.socket.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(grace)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[TCPServer]:
+        """Serve in a background thread for the duration of a ``with`` block."""
+        thread = threading.Thread(
+            target=self.serve_forever, kwargs={"handle_signals": False}, daemon=True
+        )
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.shutdown()
+            thread.join()

@@ -1,0 +1,124 @@
+"""Blocking TCP streams with TLS and per-purpose timeouts."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Mapping
+
+from .._core._ops import TimeoutKind
+
+__all__ = ["SocketStream", "Timeouts", "connect_tcp"]
+
+
+class Timeouts:
+    """How long each kind of wait may take, in seconds (None: forever).
+
+    ``connect``: establishing the connection; ``read``: any read that is
+    not one of the following; ``head``: reading a message head once it has
+    begun (cuts off slow-loris peers); ``idle``: waiting for the next
+    request on a keep-alive connection; ``write``: each send.
+    """
+
+    __slots__ = ("by_kind", "connect", "write")
+
+    def __init__(
+        self,
+        read: float | None = 60.0,
+        *,
+        connect: float | None = 30.0,
+        write: float | None = 60.0,
+        head: float | None = None,
+        idle: float | None = None,
+    ) -> None:
+        self.connect = connect
+        self.write = write
+        self.by_kind: Mapping[str, float | None] = {
+            TimeoutKind.READ: read,
+            TimeoutKind.HEAD: read if head is None else head,
+            TimeoutKind.IDLE: read if idle is None else idle,
+        }
+
+
+class SocketStream:
+    """A connected socket, optionally TLS-wrapped, with timeouts applied."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        timeouts: Timeouts | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
+        self.socket = sock
+        self.timeouts = timeouts or Timeouts()
+        self.tls_context = tls_context
+        self.server_hostname = server_hostname
+        self._timeout: float | bool | None = False  # what the socket has now
+
+    def _set_timeout(self, value: float | None) -> None:
+        if value != self._timeout:
+            self.socket.settimeout(value)
+            self._timeout = value
+
+    def send_all(self, data: bytes | list[bytes]) -> None:
+        self._set_timeout(self.timeouts.write)
+        if isinstance(data, list):
+            if isinstance(self.socket, ssl.SSLSocket) or len(data) == 1:
+                for piece in data:
+                    self.socket.sendall(piece)
+                return
+            data = b"".join(data)
+        self.socket.sendall(data)
+
+    def receive_some(self, max_bytes: int = 65536, timeout: str = TimeoutKind.READ) -> bytes:
+        self._set_timeout(self.timeouts.by_kind.get(timeout))
+        try:
+            return self.socket.recv(max_bytes)
+        except ConnectionResetError:
+            return b""  # the peer is gone: to a protocol that is end of input
+
+    def start_tls(self, server_hostname: str | None = None, server_side: bool = False) -> None:
+        if self.tls_context is None:
+            raise RuntimeError("this stream has no TLS context to start TLS with")
+        self._set_timeout(self.timeouts.connect)
+        self.socket = self.tls_context.wrap_socket(
+            self.socket,
+            server_side=server_side,
+            server_hostname=None if server_side else (server_hostname or self.server_hostname),
+        )
+
+    def close(self) -> None:
+        try:
+            if not isinstance(self.socket, ssl.SSLSocket):
+                self.socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self.socket.close()
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        try:
+            host, port = self.socket.getpeername()[:2]
+            return str(host), int(port)
+        except OSError:
+            return ("", 0)
+
+
+def connect_tcp(
+    host: str,
+    port: int,
+    *,
+    timeouts: Timeouts | None = None,
+    tls_context: ssl.SSLContext | None = None,
+    tls: bool = False,
+    server_hostname: str | None = None,
+) -> SocketStream:
+    """Connect to *host*:*port* (IPv4 or IPv6), optionally starting TLS at once."""
+    timeouts = timeouts or Timeouts()
+    sock = socket.create_connection((host, port), timeout=timeouts.connect)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stream = SocketStream(sock, timeouts, tls_context, server_hostname or host)
+    if tls:
+        stream.start_tls()
+    return stream
