@@ -21,6 +21,8 @@ class Role(enum.Enum):
     def __repr__(self) -> str:
         return self.value
 
+    __str__ = __repr__
+
     @property
     def peer(self) -> Role:
         """The role at the other end."""

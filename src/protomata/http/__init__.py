@@ -41,6 +41,9 @@ from ._state import (
     State,
 )
 
+#: Identifies this implementation (h11 offers the same name).
+PRODUCT_ID = "protomata/0.1.0"
+
 __all__ = [
     "CLIENT",
     "CLOSED",
@@ -52,6 +55,7 @@ __all__ = [
     "MIGHT_SWITCH_PROTOCOL",
     "MUST_CLOSE",
     "NEED_DATA",
+    "PRODUCT_ID",
     "PAUSED",
     "SEND_BODY",
     "SEND_RESPONSE",

@@ -446,7 +446,8 @@ class Connection:
                     need_close = True
             else:
                 headers = set_comma_header(headers, b"transfer-encoding", [b"chunked"])
-        keep_alive = self._cstate.keep_alive and not need_close
+        # After the peer broke the protocol the connection closes: say so.
+        keep_alive = self._cstate.keep_alive and not need_close and self.their_state is not ERROR
         info = headers.info
         if not keep_alive and (info.keep_alive or not info.close):
             changed = True

@@ -46,6 +46,7 @@ class Request(Event):
 
     __slots__ = ("headers", "http_version", "method", "target")
     _fields = ("method", "headers", "target", "http_version")
+    __match_args__ = ("method", "headers", "target", "http_version")
 
     method: bytes
     headers: Headers
@@ -85,6 +86,7 @@ class Request(Event):
 class _ResponseBase(Event):
     __slots__ = ("headers", "http_version", "reason", "status_code")
     _fields = ("status_code", "headers", "http_version", "reason")
+    __match_args__ = ("status_code", "headers", "http_version", "reason")
 
     status_code: int
     headers: Headers
@@ -146,6 +148,7 @@ class Data(Event):
 
     __slots__ = ("chunk_end", "chunk_start", "data")
     _fields = ("data", "chunk_start", "chunk_end")
+    __match_args__ = ("data", "chunk_start", "chunk_end")
 
     data: bytes
     chunk_start: bool
@@ -163,6 +166,7 @@ class EndOfMessage(Event):
 
     __slots__ = ("headers",)
     _fields = ("headers",)
+    __match_args__ = ("headers",)
 
     headers: Headers
 
@@ -177,6 +181,7 @@ class ConnectionClosed(Event):
 
     __slots__ = ()
     _fields = ()
+    __match_args__ = ()
 
     def __init__(self) -> None:
         pass

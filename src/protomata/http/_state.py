@@ -68,6 +68,8 @@ class State(enum.Enum):
     def __repr__(self) -> str:
         return self.value
 
+    __str__ = __repr__
+
 
 IDLE: Final = State.IDLE
 SEND_RESPONSE: Final = State.SEND_RESPONSE
