@@ -82,9 +82,13 @@ _NO_BODY = ContentLengthReader(0)
 
 
 @lru_cache(maxsize=64)
-def _limits(head: int, line: int, count: int, obs_fold_ok: bool) -> HeadLimits:
-    # HeadLimits is immutable in practice; connections with equal settings share one.
-    return HeadLimits(head, line, count, obs_fold_ok)
+def _limits_and_reader(
+    head: int, line: int, count: int, client: bool
+) -> tuple[HeadLimits, _ReaderFn]:
+    # Connections with equal settings share one (immutable) HeadLimits and
+    # one head reader bound to it, so creating a connection allocates less.
+    limits = HeadLimits(head, line, count, obs_fold_ok=client)
+    return limits, partial(read_response_head if client else read_request_head, limits)
 
 
 def _expect_nothing(buf: ReceiveBuffer) -> None:
@@ -143,28 +147,29 @@ class Connection:
         self._max_incomplete_event_size = max_incomplete_event_size
         self.our_role: Role = our_role
         self.their_role: Role = SERVER if our_role is CLIENT else CLIENT
-        self._limits = _limits(
+        # obs-fold: user agents must accept it in responses; servers may
+        # reject it in requests, and we do (RFC 9112 section 5.2).
+        self._limits, self._head_reader = _limits_and_reader(
             max_incomplete_event_size,
             max_line_length if max_line_length is not None else max_incomplete_event_size,
             max_header_count,
-            # obs-fold: user agents must accept it in responses; servers
-            # may reject it in requests, and we do (RFC 9112 section 5.2).
             our_role is CLIENT,
         )
         self._cstate = ConnectionState()
         self._receive_buffer = ReceiveBuffer()
-        self._receive_buffer_closed = False
-        #: The HTTP version the peer used in its last request or response head.
-        self.their_http_version: bytes | None = None
-        self._request_method: bytes | None = None
-        #: Whether the client has sent ``Expect: 100-continue`` and not yet
-        #: seen a response nor sent body data.
-        self.client_is_waiting_for_100_continue = False
-        self._head_reader: _ReaderFn = partial(
-            read_response_head if our_role is CLIENT else read_request_head, self._limits
-        )
-        self._writer: _WriterFn | None = self._writer_for(IDLE, None)
-        self._reader: _ReaderFn = self._head_reader
+        self._writer = write_request if our_role is CLIENT else write_response
+        self._reader = self._head_reader
+
+    # Defaults that most connections never change live on the class.
+    _receive_buffer_closed = False
+    _request_method: bytes | None = None
+    #: The HTTP version the peer used in its last request or response head.
+    their_http_version: bytes | None = None
+    #: Whether the client has sent ``Expect: 100-continue`` and not yet
+    #: seen a response nor sent body data.
+    client_is_waiting_for_100_continue = False
+    _writer: _WriterFn | None
+    _reader: _ReaderFn
 
     # -- public state ------------------------------------------------------
 
