@@ -156,11 +156,16 @@ class HTTPServer(TCPServer):
         conn = Connection(SERVER)
         settings = self.settings
         peer = stream.peer[0]
+        failure: list[BaseException | None] = [None]  # the handler's last exception
 
         def on_call(call: Call) -> Any:
             name = call.name
             if name == "handle":
-                return self.handler(ServerRequest(call.args[0], conn, stream, settings))
+                try:
+                    return self.handler(ServerRequest(call.args[0], conn, stream, settings))
+                except Exception as exc:
+                    failure[0] = exc
+                    raise
             if name == "next_chunk":
                 return next(call.args[0].stream, None)
             if name == "date":
@@ -169,7 +174,9 @@ class HTTPServer(TCPServer):
                 self.access_log(access_log_line(peer, call.args[0], clf_time()))
                 return None
             if name == "log_exception":
-                log.error("error in HTTP handler:\n%s", traceback.format_exc())
+                error = failure[0]
+                detail = "".join(traceback.format_exception(error)) if error else "(no traceback)"
+                log.error("error in HTTP handler:\n%s", detail)
                 return None
             if name == "log_error":
                 return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Mapping
 
 from .._core._ops import TimeoutKind
@@ -16,7 +17,8 @@ class Timeouts:
 
     ``connect``: establishing the connection; ``read``: any read that is
     not one of the following; ``head``: reading a message head once it has
-    begun (cuts off slow-loris peers); ``idle``: waiting for the next
+    begun, for the whole head however it trickles in (cuts off slow-loris
+    peers); ``idle``: waiting for the next
     request on a keep-alive connection; ``write``: each send.
     """
 
@@ -55,6 +57,9 @@ class SocketStream:
         self.tls_context = tls_context
         self.server_hostname = server_hostname
         self._timeout: float | bool | None = False  # what the socket has now
+        # When the current message head began (monotonic seconds), or None:
+        # the head timeout bounds the whole head, not each read of it.
+        self._head_started: float | None = None
 
     def _set_timeout(self, value: float | None) -> None:
         if value != self._timeout:
@@ -72,7 +77,17 @@ class SocketStream:
         self.socket.sendall(data)
 
     def receive_some(self, max_bytes: int = 65536, timeout: str = TimeoutKind.READ) -> bytes:
-        self._set_timeout(self.timeouts.by_kind.get(timeout))
+        limit = self.timeouts.by_kind.get(timeout)
+        if timeout == TimeoutKind.HEAD and limit is not None:
+            now = time.monotonic()
+            if self._head_started is None:
+                self._head_started = now
+            limit -= now - self._head_started
+            if limit <= 0:
+                raise TimeoutError("message head not received in time")
+        else:
+            self._head_started = None
+        self._set_timeout(limit)
         try:
             return self.socket.recv(max_bytes)
         except ConnectionResetError:

@@ -1,0 +1,63 @@
+"""The trio adapter: protomata's machines over trio streams.
+
+Everything protocol-specific comes from the pure packages; this adapter
+moves bytes, does TLS, applies timeouts and runs one task per connection.
+It mirrors :mod:`protomata.sync` name for name, with async methods, and
+adds an ASGI 3 server, UDP endpoints and a static-file handler.  It needs
+the optional ``trio`` dependency: ``pip install "protomata[trio]"``.
+"""
+
+try:
+    import trio as _trio  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        'protomata.trio needs trio: install it with pip install "protomata[trio]"'
+    ) from exc
+
+from ..http._operations import (
+    HTTPError,
+    ProtocolFailure,
+    ResponseSpec,
+    ServerSettings,
+    TooManyRedirects,
+)
+from ..sync._server import listen_tcp
+from ._asgi import ASGIApp, ASGIServer, serve_asgi
+from ._httpclient import ClientResponse, HTTPClient, get, request
+from ._httpserver import HTTPServer, ServerRequest, http_date, iter_spec
+from ._runner import run
+from ._server import TCPServer, listen_sockets
+from ._static import read_range, static_handler
+from ._stream import HIGH_WATER, Stream, Timeouts, connect_tcp
+from ._udp import DatagramEndpoint, open_udp
+
+__all__ = [
+    "HIGH_WATER",
+    "ASGIApp",
+    "ASGIServer",
+    "ClientResponse",
+    "DatagramEndpoint",
+    "HTTPClient",
+    "HTTPError",
+    "HTTPServer",
+    "ProtocolFailure",
+    "ResponseSpec",
+    "ServerRequest",
+    "ServerSettings",
+    "Stream",
+    "TCPServer",
+    "Timeouts",
+    "TooManyRedirects",
+    "connect_tcp",
+    "get",
+    "http_date",
+    "iter_spec",
+    "listen_sockets",
+    "listen_tcp",
+    "open_udp",
+    "read_range",
+    "request",
+    "run",
+    "serve_asgi",
+    "static_handler",
+]
