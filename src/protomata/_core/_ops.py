@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 __all__ = [
     "Call",
     "Close",
+    "FileRange",
     "IORequest",
     "Operation",
     "Receive",
@@ -125,6 +126,30 @@ class Call(IORequest):
     def __init__(self, name: str, *args: Any) -> None:
         self.name = name
         self.args = args
+
+
+class FileRange:
+    """*count* bytes of an already open *file* from *offset*, as a body piece.
+
+    Put in a :class:`~protomata.http.Data` event, the machine frames and
+    counts it by ``len()`` and passes the object through uncopied (see
+    ``Connection.send_with_data_passthrough``), so the adapter that writes
+    the resulting pieces can send it with ``sendfile`` straight from the
+    file.  *file* is opaque here (the adapter opened it).
+    """
+
+    __slots__ = ("count", "file", "offset")
+
+    def __init__(self, file: Any, offset: int, count: int) -> None:
+        self.file = file
+        self.offset = offset
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"FileRange(offset={self.offset}, count={self.count})"
 
 
 #: The type of a pure operation returning ``T``.

@@ -15,7 +15,9 @@ from ._httpclient import ClientResponse, HTTPClient, get, request
 from ._httpserver import HTTPServer, ServerRequest, http_date, iter_spec
 from ._runner import run
 from ._server import TCPServer, listen_tcp
+from ._static import static_handler
 from ._stream import SocketStream, Timeouts, connect_tcp
+from ._wsgi import wsgi_handler
 
 __all__ = [
     "ClientResponse",
@@ -37,4 +39,6 @@ __all__ = [
     "listen_tcp",
     "request",
     "run",
+    "static_handler",
+    "wsgi_handler",
 ]

@@ -9,10 +9,10 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from email.utils import formatdate
-from typing import Any
+from typing import Any, BinaryIO, cast
 
-from .._core._ops import Call
-from ..http import SERVER, Connection, Headers
+from .._core._ops import Call, FileRange
+from ..http import SERVER, Connection, Headers, Request
 from ..http._operations import (
     Exchange,
     ResponseSpec,
@@ -70,6 +70,25 @@ class ServerRequest:
         self._finished = False
 
     @property
+    def server(self) -> tuple[str, int]:
+        """The local (host, port) the request arrived on."""
+        try:
+            host, port = self._stream.socket.getsockname()[:2]
+            return str(host), int(port)
+        except OSError:
+            return ("", 0)
+
+    @property
+    def scheme(self) -> str:
+        """``"https"`` on a TLS connection, else ``"http"``."""
+        return "https" if isinstance(self._stream.socket, ssl.SSLSocket) else "http"
+
+    @property
+    def request(self) -> Request:
+        """The parsed request head."""
+        return self._exchange.request
+
+    @property
     def path(self) -> bytes:
         return self.target.partition(b"?")[0]
 
@@ -105,6 +124,15 @@ class ServerRequest:
 
     def send(self, data: bytes) -> None:
         run(send_body(self._conn, self._exchange, data), self._stream)
+
+    def send_file(self, file: BinaryIO, offset: int, count: int) -> None:
+        """Send *count* bytes of the open *file* from *offset* as body data.
+
+        The bytes go out with ``sendfile`` where the socket allows (no TLS),
+        framed and counted like any other body piece.
+        """
+        piece = cast(bytes, FileRange(file, offset, count))  # the machine needs only len()
+        run(send_body(self._conn, self._exchange, piece), self._stream)
 
     def end_response(self) -> None:
         run(end_response(self._conn), self._stream)

@@ -7,7 +7,7 @@ import ssl
 import time
 from collections.abc import Mapping
 
-from .._core._ops import TimeoutKind
+from .._core._ops import FileRange, TimeoutKind
 
 __all__ = ["SocketStream", "Timeouts", "connect_tcp"]
 
@@ -68,6 +68,16 @@ class SocketStream:
 
     def send_all(self, data: bytes | list[bytes]) -> None:
         self._set_timeout(self.timeouts.write)
+        if isinstance(data, list) and any(isinstance(piece, FileRange) for piece in data):
+            for piece in data:
+                if isinstance(piece, FileRange):
+                    # os.sendfile on a plain socket; reads and sends on TLS
+                    sent = self.socket.sendfile(piece.file, piece.offset, piece.count)
+                    if sent != piece.count:  # the file shrank under us
+                        raise OSError(f"file ended after {sent} of {piece.count} bytes")
+                elif piece:
+                    self.socket.sendall(piece)
+            return
         if isinstance(data, list):
             if isinstance(self.socket, ssl.SSLSocket) or len(data) == 1:
                 for piece in data:
