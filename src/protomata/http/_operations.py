@@ -33,6 +33,7 @@ __all__ = [
     "Exchange",
     "HTTPError",
     "Origin",
+    "PreparedRequest",
     "ProtocolFailure",
     "ResponseSpec",
     "ServerSettings",
@@ -42,14 +43,18 @@ __all__ = [
     "exchange",
     "finish_cycle",
     "next_event",
+    "next_hop",
+    "prepare_request",
     "read_body_chunk",
     "read_request_body_chunk",
     "redirect_target",
     "respond",
     "send_body",
     "serve_connection",
+    "should_retry",
     "split_url",
     "start_response",
+    "transport_error",
 ]
 
 USER_AGENT = b"protomata"
@@ -152,6 +157,87 @@ def build_request(
         elif streaming:
             fields.append((b"Transfer-Encoding", b"chunked"))
     return Request(method=method, target=target, headers=fields)
+
+
+class PreparedRequest:
+    """A request ready for :func:`exchange`, with where and how to send it."""
+
+    __slots__ = ("body", "method", "origin", "request", "streaming", "url")
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        method: bytes,
+        origin: Origin,
+        request: Request,
+        body: bytes | None,
+        streaming: bool,
+    ) -> None:
+        self.url = url
+        self.method = method
+        self.origin = origin
+        self.request = request
+        #: the whole body (sent with Content-Length), or None
+        self.body = body
+        #: the body comes from the adapter piece by piece (sent chunked)
+        self.streaming = streaming
+
+
+def prepare_request(
+    method: bytes, url: str, headers: Iterable[tuple[Any, Any]], content: Any
+) -> PreparedRequest:
+    """Everything a client adapter needs to send *method url* with *content*.
+
+    *content* is None, a bytes-like object (a complete body), or anything
+    else the adapter can iterate (a streamed body, sent chunked).
+    """
+    origin, target = split_url(url)
+    body = bytes(content) if isinstance(content, (bytes, bytearray, memoryview)) else None
+    streaming = content is not None and body is None
+    request = build_request(method, origin, target, headers, body=body, streaming=streaming)
+    return PreparedRequest(
+        url, method=method, origin=origin, request=request, body=body, streaming=streaming
+    )
+
+
+def next_hop(
+    prepared: PreparedRequest, content: Any, response: Response, follow_redirects: bool
+) -> tuple[str, bytes, Any] | None:
+    """Where to go after *response*: (url, method, content), or None to stop.
+
+    Raises :class:`HTTPError` when a 307/308 would need a streamed body
+    again, which cannot be replayed.
+    """
+    if not follow_redirects:
+        return None
+    target = redirect_target(prepared.url, prepared.method, response)
+    if target is None:
+        return None
+    url, method, keep_body = target
+    if not keep_body:
+        return url, method, None
+    if prepared.streaming:
+        raise HTTPError("cannot repeat a streamed body for a 307/308 redirect")
+    return url, method, content
+
+
+def should_retry(exc: BaseException, *, reused: bool, retried: bool, streaming: bool) -> bool:
+    """Whether a failed exchange deserves one more try on a fresh connection.
+
+    A pooled connection may have been closed by the server while it sat
+    idle; the request never reached it.  A streamed body cannot be resent,
+    and a timeout means the server is slow, not gone.
+    """
+    return reused and not retried and not streaming and not isinstance(exc, TimeoutError)
+
+
+def transport_error(prepared: PreparedRequest, exc: BaseException) -> HTTPError:
+    """The :class:`HTTPError` to raise for a transport failure during *prepared*."""
+    what = f"{prepared.method.decode()} {prepared.url}"
+    if isinstance(exc, TimeoutError):
+        return HTTPError(f"{what}: timed out")
+    return HTTPError(f"{what}: {exc}")
 
 
 _REDIRECTS = {301, 302, 303, 307, 308}
