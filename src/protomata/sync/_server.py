@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import signal
 import socket
@@ -53,7 +54,7 @@ class _ServerStream(SocketStream):
         return super().receive_some(max_bytes, timeout)
 
 
-class TCPServer:
+class TCPServer(abc.ABC):
     """Accept TCP connections and run :meth:`handle_connection` in a thread each.
 
     At most *max_connections* are served at once; more wait in the listen
@@ -90,8 +91,9 @@ class TCPServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls_context else 'http'}://{host}:{self.port}/"
 
+    @abc.abstractmethod
     def handle_connection(self, stream: SocketStream) -> None:
-        raise NotImplementedError  # subclasses serve their protocol here
+        """Serve one accepted connection (runs in its own thread)."""
 
     def serve_forever(self, *, handle_signals: bool = True) -> None:
         """Accept connections until :meth:`shutdown`."""

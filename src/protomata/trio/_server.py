@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import signal
@@ -89,7 +90,7 @@ class _ServerStream(Stream):
         return b""  # the server is draining: no further request is read
 
 
-class TCPServer:
+class TCPServer(abc.ABC):
     """Accept TCP connections and run :meth:`handle_connection` in a task each.
 
     The listening socket is bound at construction (so :attr:`port` is known
@@ -132,9 +133,9 @@ class TCPServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls_context else 'http'}://{host}:{self.port}/"
 
+    @abc.abstractmethod
     async def handle_connection(self, stream: Stream) -> None:
         """Serve one connection (subclasses implement their protocol here)."""
-        raise NotImplementedError
 
     async def on_startup(self) -> None:
         """Called before accepting connections (override to add work)."""
