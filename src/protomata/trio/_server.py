@@ -137,10 +137,10 @@ class TCPServer(abc.ABC):
     async def handle_connection(self, stream: Stream) -> None:
         """Serve one connection (subclasses implement their protocol here)."""
 
-    async def on_startup(self) -> None:
+    async def on_startup(self) -> None:  # noqa: B027 (an optional hook)
         """Called before accepting connections (override to add work)."""
 
-    async def on_shutdown(self) -> None:
+    async def on_shutdown(self) -> None:  # noqa: B027 (an optional hook)
         """Called after the last connection ended (override to add work)."""
 
     # -- serving -----------------------------------------------------------------
