@@ -316,7 +316,7 @@ def read_body_chunk(conn: Connection) -> Operation[bytes | None]:
     first time the body is read (RFC 9110 section 10.1.1).
     """
     if conn.they_are_waiting_for_100_continue:
-        yield Send(conn.send(InformationalResponse(status_code=100, headers=[])))
+        yield Send(conn.send(InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
     while True:
         try:
             event = yield from next_event(conn)

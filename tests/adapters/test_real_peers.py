@@ -1,0 +1,316 @@
+"""protomata's servers and clients against real peers on loopback.
+
+curl and the standard library's clients against every adapter's server;
+every adapter's client against ``http.server.ThreadingHTTPServer``; TLS
+with a throw-away trustme CA in both directions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._harness import ADAPTERS, HOST, STREAM_CHUNKS, TIMEOUT, Call, fetch, http_error, run_server
+
+CURL = shutil.which("curl")
+needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed (apt-get install curl)")
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    assert CURL is not None
+    return subprocess.run(
+        [CURL, "-sS", "--max-time", str(TIMEOUT), *args],
+        capture_output=True,
+        timeout=TIMEOUT + 5,
+        check=False,
+    )
+
+
+@pytest.fixture(params=ADAPTERS)
+def server_adapter(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=ADAPTERS)
+def client_adapter(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+# --- curl against every server ------------------------------------------------
+
+
+@needs_curl
+def test_curl_keep_alive_two_urls(server_adapter: str) -> None:
+    with run_server(server_adapter) as server:
+        done = curl("-v", server.url + "hello", server.url + "peer")
+    assert done.returncode == 0, done.stderr
+    assert b"Re-using existing connection" in done.stderr
+    assert done.stdout.startswith(b"hello127.0.0.1:")
+    assert len(set(server.recorder.peers)) == 1
+
+
+@needs_curl
+def test_curl_post_data_binary(server_adapter: str, tmp_path: Path) -> None:
+    body = bytes(range(256)) * 400
+    (tmp_path / "body").write_bytes(body)
+    with run_server(server_adapter) as server:
+        done = curl("--data-binary", f"@{tmp_path / 'body'}", "-D", "-", server.url + "echo")
+    assert done.returncode == 0, done.stderr
+    head, _, received = done.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert received == body
+    assert server.recorder.bodies == [body]
+
+
+@needs_curl
+def test_curl_chunked_upload(server_adapter: str, tmp_path: Path) -> None:
+    body = b"0123456789" * 30000
+    (tmp_path / "body").write_bytes(body)
+    with run_server(server_adapter) as server:
+        done = curl(
+            "-H", "Transfer-Encoding: chunked", "--data-binary", f"@{tmp_path / 'body'}",
+            "-D", "-", server.url + "echo",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    head, _, received = done.stdout.partition(b"\r\n\r\n")
+    assert b"x-request-te: chunked" in head.lower()
+    assert received == body
+
+
+@needs_curl
+def test_curl_http10(server_adapter: str) -> None:
+    with run_server(server_adapter) as server:
+        plain = curl("--http1.0", "-v", server.url + "hello", server.url + "hello")
+        streamed = curl("--http1.0", server.url + "stream")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == b"hellohello"
+    assert b"< HTTP/1.1 200" in plain.stderr  # we answer with our highest version
+    assert b"< connection: close" in plain.stderr.lower()  # no keep-alive for HTTP/1.0
+    assert len(set(server.recorder.peers[:2])) == 2  # so curl had to reconnect
+    assert streamed.returncode == 0, streamed.stderr
+    assert streamed.stdout == b"".join(STREAM_CHUNKS)  # close-delimited, not chunked
+
+
+@needs_curl
+def test_curl_head(server_adapter: str) -> None:
+    with run_server(server_adapter) as server:
+        done = curl("-I", server.url + "hello")
+    assert done.returncode == 0, done.stderr
+    head = done.stdout.lower()
+    assert head.startswith(b"http/1.1 200 ")
+    assert b"content-length: 5\r\n" in head
+    assert head.endswith(b"\r\n\r\n")  # headers only
+
+
+@needs_curl
+def test_curl_expect_100_continue(server_adapter: str, tmp_path: Path) -> None:
+    body = b"x" * (3 * 1024 * 1024)
+    (tmp_path / "body").write_bytes(body)
+    with run_server(server_adapter) as server:
+        started = time.monotonic()
+        done = curl(
+            "-v", "-H", "Expect: 100-continue", "--expect100-timeout", "5",
+            "--data-binary", f"@{tmp_path / 'body'}", server.url + "echo",
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert b"< HTTP/1.1 100" in done.stderr  # the interim response came before the body
+    assert done.stdout == body
+    assert elapsed < 4  # curl did not have to give up waiting for the 100
+
+
+@needs_curl
+def test_curl_compressed_gets_identity(server_adapter: str) -> None:
+    with run_server(server_adapter) as server:
+        done = curl("--compressed", "-D", "-", server.url + "hello")
+    assert done.returncode == 0, done.stderr
+    head, _, body = done.stdout.partition(b"\r\n\r\n")
+    assert b"content-encoding" not in head.lower()
+    assert body == b"hello"
+
+
+# --- the standard library's clients against every server ------------------------
+
+
+def test_stdlib_http_client_keep_alive(server_adapter: str) -> None:
+    with run_server(server_adapter) as server:
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=TIMEOUT)
+        try:
+            bodies = []
+            for method, path, body in [
+                ("GET", "/hello", None),
+                ("POST", "/echo", b"payload"),
+                ("HEAD", "/hello", None),
+                ("GET", "/stream", None),
+                ("GET", "/missing", None),
+            ]:
+                conn.request(method, path, body=body)
+                response = conn.getresponse()
+                bodies.append((response.status, response.read()))
+        finally:
+            conn.close()
+    assert bodies == [
+        (200, b"hello"),
+        (200, b"payload"),
+        (200, b""),
+        (200, b"".join(STREAM_CHUNKS)),
+        (404, b"not found"),
+    ]
+    assert len(set(server.recorder.peers)) == 1
+
+
+def test_stdlib_urllib(server_adapter: str) -> None:
+    with run_server(server_adapter) as server:
+        with urllib.request.urlopen(server.url + "hello", timeout=TIMEOUT) as response:
+            assert response.status == 200
+            assert response.read() == b"hello"
+        post = urllib.request.Request(server.url + "echo", data=b"a=1&b=2", method="POST")
+        with urllib.request.urlopen(post, timeout=TIMEOUT) as response:
+            assert response.read() == b"a=1&b=2"
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(server.url + "error", timeout=TIMEOUT)
+        assert info.value.code == 500
+        info.value.close()
+
+
+# --- every client against the standard library's server -------------------------
+
+
+class _StdlibHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, body: bytes, extra: dict[str, str] | None = None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path == "/old":  # HTTP/1.0 style: no length, close-delimited
+            self.protocol_version = "HTTP/1.0"
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"close-delimited body")
+            self.close_connection = True
+            return
+        self._reply(f"{self.client_address[1]}".encode())
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while (size := int(self.rfile.readline().split(b";")[0], 16)) != 0:
+                data += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+        else:
+            data = self.rfile.read(int(self.headers["Content-Length"]))
+        self._reply(data, {"X-TE": self.headers.get("Transfer-Encoding", "-")})
+
+
+@pytest.fixture
+def stdlib_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer((HOST, 0), _StdlibHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://{HOST}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(TIMEOUT)
+
+
+def test_client_against_stdlib_server(client_adapter: str, stdlib_server: str) -> None:
+    calls = [
+        Call("GET", stdlib_server + "a"),
+        Call("GET", stdlib_server + "b"),
+        Call("POST", stdlib_server + "post", content=b"bytes body"),
+        Call("POST", stdlib_server + "post", content=[b"chunk one ", b"chunk two"]),
+        Call("GET", stdlib_server + "old"),
+    ]
+    a, b, post, chunked, old = fetch(client_adapter, calls)
+    assert a.status == b.status == 200
+    assert a.body == b.body  # same client port: the connection was reused
+    assert post.body == b"bytes body"
+    assert post.headers[b"x-te"] == b"-"
+    assert chunked.body == b"chunk one chunk two"
+    assert chunked.headers[b"x-te"] == b"chunked"
+    assert old.http_version == b"1.0"
+    assert old.body == b"close-delimited body"
+
+
+# --- TLS ------------------------------------------------------------------------
+
+
+@needs_curl
+def test_curl_against_tls_server(
+    server_adapter: str, tls_server_context: ssl.SSLContext, tls_ca_file: str
+) -> None:
+    with run_server(server_adapter, tls_context=tls_server_context) as server:
+        assert server.url.startswith("https://")
+        done = curl("--cacert", tls_ca_file, server.url + "hello", server.url + "peer")
+        refused = curl(server.url + "hello")  # curl's default trust store lacks our CA
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"hello127.0.0.1:")
+    assert refused.returncode in (60, 77)  # certificate problem (77: no CA bundle at all)
+    assert len(set(server.recorder.peers)) == 1
+
+
+@contextlib.contextmanager
+def _tls_stdlib_server(context: ssl.SSLContext) -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer((HOST, 0), _StdlibHandler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(TIMEOUT)
+
+
+def test_client_verifies_tls(
+    client_adapter: str, tls_ca: Any, tls_server_context: ssl.SSLContext,
+    tls_client_context: ssl.SSLContext,
+) -> None:  # fmt: skip
+    wrong_name = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("other.example").configure_cert(wrong_name)
+    error = http_error(client_adapter)
+    with _tls_stdlib_server(tls_server_context) as port:
+        url = f"https://{HOST}:{port}/x"
+        ok, again = fetch(
+            client_adapter, [Call("GET", url), Call("GET", url)], verify=tls_client_context
+        )
+        assert ok.status == 200
+        assert ok.body == again.body  # keep-alive over TLS
+        with pytest.raises(error):  # the default trust store does not know our CA
+            fetch(client_adapter, [Call("GET", url)])
+        unverified = fetch(client_adapter, [Call("GET", url)], verify=False)
+        assert unverified[0].status == 200  # the explicit opt-out
+    # A trusted CA, but the certificate names another host.
+    with _tls_stdlib_server(wrong_name) as port, pytest.raises(error):
+        fetch(client_adapter, [Call("GET", f"https://{HOST}:{port}/x")], verify=tls_client_context)
