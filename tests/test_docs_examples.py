@@ -6,8 +6,14 @@
   sockets for the cases no well-behaved client produces.
 * Every ``>>>`` snippet in docs/*.rst runs with the doctest module (no
   Sphinx needed); each file's snippets share one namespace, top to bottom.
-* The README's Python example runs, and its test command is the one
-  .ci/run runs.
+* The adapter examples (docs/examples/sync_*.py, trio_*.py, asyncio_*.py,
+  asgi_app.py, wsgi_app.py, static_files.py, udp_echo.py), which
+  docs/adapters.rst and docs/cli.rst show, run against real servers on
+  127.0.0.1 with ephemeral ports: servers as subprocesses (stopped with
+  SIGTERM, which must end them cleanly), clients both as programs and as
+  modules, TLS with a throw-away CA.
+* The README's Python example runs, its "Try it" server starts, and its
+  test command is the one .ci/run runs.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import doctest
 import http.client
 import importlib.util
 import re
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -197,6 +205,333 @@ def test_server_survives_a_silent_client(server_url: str) -> None:
     assert fetch(server_url + "after")[0] == 200
 
 
+# -- the adapter examples ----------------------------------------------------------
+
+SERVING = re.compile(r"Serving .*?(https?://127\.0\.0\.1:\d+/)")
+
+
+class RunningExample:
+    """An example server running as a subprocess; ``url`` is where it listens."""
+
+    def __init__(self, args: list[str], cwd: Path = EXAMPLES) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = SERVING.search(line)
+        if match is None:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=TIMEOUT)
+            pytest.fail(f"{args} did not start: {line!r} {err!r}")
+        self.url = match.group(1)
+
+    def stop(self) -> tuple[int, str, str]:
+        """SIGTERM, as a service manager would; (exit status, rest of stdout, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate(timeout=TIMEOUT)
+            pytest.fail(f"did not stop on SIGTERM: {err!r}")
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def start_example() -> Iterator[type[RunningExample]]:
+    started: list[RunningExample] = []
+
+    class Tracked(RunningExample):
+        def __init__(self, args: list[str], cwd: Path = EXAMPLES) -> None:
+            super().__init__(args, cwd)
+            started.append(self)
+
+    yield Tracked
+    for example in started:
+        example.kill()
+
+
+#: what the client examples print for a server with the example routes
+SESSION = [
+    "GET / -> 200 Hello, 127.0.0.1:PORT",
+    "GET / -> 200 Hello, 127.0.0.1:PORT",
+    "POST /echo -> b'HELLO'",
+    "POST /count -> 5050 bytes",
+    "GET /numbers -> [b'1', b'2', b'3']",
+]
+
+
+def _check_session(lines: list[str]) -> None:
+    """The client session's output; both GETs came from one (kept-alive) client port."""
+    ports = {re.sub(r".*:", "", line) for line in lines[:2]}
+    assert len(ports) == 1, f"the second GET did not reuse the connection: {lines[:2]}"
+    generic = [re.sub(r"127\.0\.0\.1:\d+$", "127.0.0.1:PORT", line) for line in lines]
+    assert generic == SESSION
+
+
+def _run_program(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def _stdlib_get(
+    url: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    host, _, rest = url.removeprefix("http://").partition("/")
+    conn = http.client.HTTPConnection(*_address("http://" + host), timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/" + rest, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_sync_server_and_clients(start_example: type[RunningExample]) -> None:
+    server = start_example(["sync_server.py", "--port", "0"])
+    result = _run_program(["sync_client.py", server.url])
+    assert result.returncode == 0, result.stderr
+    _check_session(result.stdout.splitlines())
+    # The same session from the module, on a client we own.
+    sync_client = _load_example("sync_client")
+    with sync_client.make_client() as client:
+        _check_session(sync_client.session(server.url, client))
+        # A response the handler wrote itself; and a 404.
+        assert client.get(server.url + "countdown").text() == "3...\n2...\n1...\nliftoff\n"
+        assert client.get(server.url + "nowhere").status == 404
+    # max_body_size=1_000_000: 413 for a body announced larger.
+    reply = _raw_exchange(
+        server.url, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000001\r\n\r\n"
+    )
+    assert reply.startswith(b"HTTP/1.1 413 ")
+    # The asyncio client against the blocking server.
+    import asyncio
+
+    lines = asyncio.run(_load_example("asyncio_client").session(server.url))
+    assert lines[2:] == ["POST /echo -> b'HELLO'", "GET /numbers -> [b'1', b'2', b'3']"]
+    status, out, err = server.stop()
+    assert (status, out) == (0, "Stopped\n"), err
+    assert '"GET /countdown HTTP/1.1" 200 23' in err  # the access log
+
+
+def test_sync_server_finishes_requests_in_flight_at_sigterm(
+    start_example: type[RunningExample],
+) -> None:
+    server = start_example(["sync_server.py", "--port", "0"])
+    with socket.create_connection(_address(server.url), timeout=TIMEOUT) as sock:
+        # Half a request is in flight when the signal arrives ...
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+        sync_client = _load_example("sync_client")
+        with sync_client.make_client() as client:  # (and the server is surely running)
+            assert client.get(server.url).status == 200
+        server.proc.send_signal(signal.SIGTERM)
+        # ... and is still answered before the server exits.
+        sock.sendall(b"cd")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert reply.endswith(b"\r\n\r\nABCD")
+    assert server.stop()[0] == 0
+
+
+def test_sync_tls_server_and_client(
+    start_example: type[RunningExample], tls_ca: Any, tmp_path: Path
+) -> None:
+    cert = tls_ca.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    tls_ca.cert_pem.write_to_path(str(ca_file))
+    server = start_example(
+        ["sync_server.py", "--port", "0", "--cert", str(cert_file), "--key", str(key_file)]
+    )
+    assert server.url.startswith("https://")
+    result = _run_program(["sync_client.py", server.url, "--cafile", str(ca_file)])
+    assert result.returncode == 0, result.stderr
+    _check_session(result.stdout.splitlines())
+    # Verification is on by default: the system's CAs do not know ours.
+    result = _run_program(["sync_client.py", server.url])
+    assert result.returncode == 1
+    assert result.stdout.startswith("failed: TLS failed with 127.0.0.1:")
+    assert "CERTIFICATE_VERIFY_FAILED" in result.stdout
+    result = _run_program(["sync_client.py", server.url, "--insecure"])
+    assert result.returncode == 0, result.stderr
+    # The trio client, trusting the same CA.
+    pytest.importorskip("trio")
+    import trio
+
+    lines = trio.run(_load_example("trio_client").run, server.url, str(ca_file))
+    _check_session(lines)
+    assert server.stop()[0] == 0
+
+
+def test_trio_server_and_clients(start_example: type[RunningExample]) -> None:
+    pytest.importorskip("trio")
+    import trio
+
+    server = start_example(["trio_server.py", "--port", "0"])
+    result = _run_program(["trio_client.py", server.url])
+    assert result.returncode == 0, result.stderr
+    _check_session(result.stdout.splitlines())
+    _check_session(trio.run(_load_example("trio_client").run, server.url))
+    result = _run_program(["sync_client.py", server.url])
+    _check_session(result.stdout.splitlines())
+    status, _, body = _stdlib_get(server.url + "countdown")
+    assert (status, body) == (200, b"3...\n2...\n1...\nliftoff\n")
+    assert server.stop()[:2] == (0, "Stopped\n")
+
+
+def test_trio_tls_server(tls_server_context: Any, tls_client_context: Any) -> None:
+    pytest.importorskip("trio")
+    import trio
+
+    trio_server = _load_example("trio_server")
+    trio_client = _load_example("trio_client")
+
+    async def main() -> list[str]:
+        server = trio_server.make_server("127.0.0.1", 0, tls_server_context)
+        with trio.fail_after(TIMEOUT):
+            async with server.running():
+                assert server.url.startswith("https://")
+                async with trio_client.HTTPClient(verify=tls_client_context) as client:
+                    return list(await trio_client.session(server.url, client))
+
+    _check_session(trio.run(main))
+
+
+def test_asyncio_server_and_client(start_example: type[RunningExample]) -> None:
+    server = start_example(["asyncio_server.py", "--port", "0"])
+    result = _run_program(["asyncio_client.py", server.url])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"GET / -> 200 Hello, 127\.0\.0\.1", lines[0])
+    assert lines[1:] == [lines[0], "POST /echo -> b'HELLO'", "GET /numbers -> [b'1', b'2', b'3']"]
+    assert server.stop()[:2] == (0, "Stopped\n")
+
+
+def _check_app(url: str, kind: str) -> None:
+    status, _, body = _stdlib_get(url + "some/where")
+    assert (status, body) == (200, f"Hello from {kind}: GET /some/where\n".encode())
+    conn = http.client.HTTPConnection(*_address(url.rstrip("/")), timeout=TIMEOUT)
+    try:
+        conn.request("POST", "/echo", body=iter([b"ab", b"cd"]), encode_chunked=True)
+        assert conn.getresponse().read() == b"abcd"
+        conn.request("POST", "/echo", body=b"sized")
+        assert conn.getresponse().read() == b"sized"
+        conn.request("GET", "/stream")
+        response = conn.getresponse()
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        assert response.read() == b"one\ntwo\nthree\n"
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("io", ["asyncio", "trio"])
+def test_asgi_app(start_example: type[RunningExample], io: str) -> None:
+    if io == "trio":
+        pytest.importorskip("trio")
+    server = start_example(["asgi_app.py", "--io", io, "--port", "0"])
+    _check_app(server.url, "ASGI")  # "from ASGI": the lifespan startup ran
+    assert server.stop()[0] == 0
+
+
+@pytest.mark.parametrize("io", ["asyncio", "trio"])
+def test_asgi_app_with_the_command(start_example: type[RunningExample], io: str) -> None:
+    if io == "trio":
+        pytest.importorskip("trio")
+    args = ["-m", "protomata", "serve", "http", "--app", "asgi_app:app", "--port", "0"]
+    server = start_example([*args, "--io", io, "--lifespan", "on", "--no-access-log"])
+    _check_app(server.url, "ASGI")
+    status, _, err = server.stop()
+    assert (status, err) == (0, "")
+
+
+def test_wsgi_app(start_example: type[RunningExample]) -> None:
+    server = start_example(["wsgi_app.py", "--port", "0"])
+    _check_app(server.url, "WSGI")
+    assert server.stop()[0] == 0
+    server = start_example(
+        ["-m", "protomata", "serve", "http", "--app", "wsgi_app:app", "--port", "0"]
+    )
+    _check_app(server.url, "WSGI")
+    assert server.stop()[0] == 0
+
+
+@pytest.mark.parametrize("io", ["sync", "trio"])
+def test_static_files(start_example: type[RunningExample], io: str, tmp_path: Path) -> None:
+    if io == "trio":
+        pytest.importorskip("trio")
+    (tmp_path / "index.html").write_text("<h1>home</h1>\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "digits.txt").write_text("0123456789")
+    server = start_example(["static_files.py", str(tmp_path), "--io", io, "--port", "0"])
+    assert _stdlib_get(server.url)[::2] == (200, b"<h1>home</h1>\n")
+    status, headers, body = _stdlib_get(server.url + "sub/digits.txt", {"Range": "bytes=2-4"})
+    assert (status, body, headers["Content-Range"]) == (206, b"234", "bytes 2-4/10")
+    status, _, listing = _stdlib_get(server.url + "sub/")
+    assert status == 200 and b'href="digits.txt"' in listing
+    etag = _stdlib_get(server.url + "sub/digits.txt")[1]["ETag"]
+    assert _stdlib_get(server.url + "sub/digits.txt", {"If-None-Match": etag})[0] == 304
+    assert _stdlib_get(server.url + "../etc/passwd")[0] in (400, 404)
+    assert server.stop()[0] == 0
+
+
+@pytest.mark.parametrize("io", ["asyncio", "trio"])
+def test_udp_echo(io: str) -> None:
+    if io == "trio":
+        pytest.importorskip("trio")
+    result = _run_program(["udp_echo.py", "--io", io])
+    assert (result.returncode, result.stdout) == (0, "[b'ONE', b'TWO', b'THREE']\n"), result.stderr
+
+
+def _protomata(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run the ``protomata`` command (as ``python -m protomata``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "protomata", *args],
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_cli_get_examples(start_example: type[RunningExample], tmp_path: Path) -> None:
+    """The ``protomata get`` examples of docs/cli.rst, against the example server."""
+    server = start_example(["sync_server.py", "--port", "0"])
+    result = _protomata("get", server.url + "numbers?n=3")
+    assert (result.returncode, result.stdout) == (0, b"1\n2\n3\n")
+    out = tmp_path / "countdown.txt"
+    result = _protomata("get", "-v", "-o", str(out), server.url + "countdown")
+    assert result.returncode == 0
+    assert out.read_bytes() == b"3...\n2...\n1...\nliftoff\n"
+    assert result.stderr.startswith(b"HTTP/1.1 200 OK\n")
+    result = _protomata("get", "--io", "trio", server.url + "numbers?n=2")
+    assert (result.returncode, result.stdout) == (0, b"1\n2\n")
+    result = _protomata("get", server.url + "nowhere")
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert result.stderr.decode().startswith("protomata: error: ")
+    assert _protomata("get", "ftp://example.org/").returncode == 2
+    server.stop()
+    assert _protomata("get", server.url).returncode == 1  # connection refused
+
+
 # -- >>> snippets in the documentation ----------------------------------------------
 
 RST_FILES = sorted(DOCS.glob("*.rst"))
@@ -247,3 +582,16 @@ def test_ci_runs_the_readme_test_command() -> None:
     # The line may go on to record a failure ("|| failed+=..."), nothing else.
     runs = [line for line in ci_lines if line.startswith(command.group(1).strip() + " ||")]
     assert len(runs) == 1, f".ci/run does not run {command.group(1)!r}"
+
+
+def test_readme_try_it_serves_the_checkout(start_example: type[RunningExample]) -> None:
+    section = _readme().split("## Try it", 1)[1].split("\n## ", 1)[0]
+    assert "pip install . && protomata serve http --root ." in section
+    # The same server (the installed command is ``python -m protomata`` too).
+    server = start_example(["-m", "protomata", "serve", "http", "--root", ".", "--port", "0"], ROOT)
+    status, _, body = _stdlib_get(server.url + "README.md")
+    assert (status, body) == (200, (ROOT / "README.md").read_bytes())
+    assert "protomata get http://127.0.0.1:8000/README.md" in section
+    result = _protomata("get", server.url + "README.md")
+    assert (result.returncode, result.stdout) == (0, (ROOT / "README.md").read_bytes())
+    assert server.stop()[0] == 0

@@ -51,15 +51,6 @@ class LifespanApp:
 
 @pytest.mark.parametrize("adapter", ["asyncio", "trio"])
 def test_asgi_server_with_lifespan(adapter: str, request: pytest.FixtureRequest) -> None:
-    if adapter == "asyncio":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="BUG: asyncio ASGIServer._wait_lifespan waits with asyncio.wait's "
-                "default ALL_COMPLETED, so lifespan startup never completes before "
-                "lifespan_timeout and the server fails to start",
-                strict=True,
-            )
-        )
     app = LifespanApp()
     started = time.monotonic()
     with run_server(adapter, handler=app, server_class="ASGIServer", lifespan_timeout=3) as server:

@@ -70,11 +70,6 @@ def assert_still_serving(server: RunningServer) -> None:
 # --- slow loris -----------------------------------------------------------------
 
 SHORT_HEAD = {"read": 5.0, "head": 0.5, "idle": 5.0}
-PER_READ_HEAD_TIMEOUT = {"asyncio"}
-PER_READ_HEAD_TIMEOUT_BUG = (
-    "BUG: the head timeout applies to each read, not to the whole head, so a peer "
-    "sending one byte per 0.1 s is never cut off (slow loris)"
-)
 
 
 def test_stalled_head_times_out(server_adapter: str) -> None:
@@ -118,8 +113,6 @@ def test_slowloris_trickling_head_is_cut_off(
     The head timeout bounds reading the *whole* head; a per-read timeout
     would let a peer hold the connection forever with one byte per 0.1 s.
     """
-    if server_adapter in PER_READ_HEAD_TIMEOUT:
-        request.applymarker(pytest.mark.xfail(reason=PER_READ_HEAD_TIMEOUT_BUG, strict=True))
     with run_server(server_adapter, timeouts=SHORT_HEAD) as server:
         cut_off_after = _trickle(server, budget=2.0)
         assert cut_off_after is not None, "the server kept a trickling head for 2 s"

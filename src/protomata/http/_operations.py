@@ -286,13 +286,26 @@ def exchange(
     final response, with the connection switched.
     """
     yield Send(conn.send(request))
-    if body:
-        yield Send(conn.send(Data(data=body)))
-    elif streaming:
-        while (chunk := (yield Call("next_chunk"))) is not None:
-            if chunk:
-                yield Send(conn.send_with_data_passthrough(Data(data=chunk)))
-    yield Send(conn.send(EndOfMessage()))
+    try:
+        if body:
+            yield Send(conn.send(Data(data=body)))
+        elif streaming:
+            while (chunk := (yield Call("next_chunk"))) is not None:
+                if chunk:
+                    yield Send(conn.send_with_data_passthrough(Data(data=chunk)))
+        yield Send(conn.send(EndOfMessage()))
+    except (BrokenPipeError, ConnectionResetError) as send_error:
+        # A server may answer early (413, 401, 404 ...) and close before the
+        # upload ends (RFC 9112 section 9.5).  What it said is more useful
+        # than the broken pipe, if it said anything.
+        conn.send_failed()
+        try:
+            event = yield from next_event(conn)
+        except (RemoteProtocolError, OSError):
+            raise send_error from None
+        if type(event) is Response:
+            return event
+        raise send_error from None
     while True:
         try:
             event = yield from next_event(conn)
@@ -316,7 +329,9 @@ def read_body_chunk(conn: Connection) -> Operation[bytes | None]:
     first time the body is read (RFC 9110 section 10.1.1).
     """
     if conn.they_are_waiting_for_100_continue:
-        yield Send(conn.send(InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
+        yield Send(
+            conn.send(InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+        )
     while True:
         try:
             event = yield from next_event(conn)

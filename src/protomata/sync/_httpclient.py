@@ -70,6 +70,12 @@ class ClientResponse:
         try:
             while (chunk := run(read_body_chunk(self._conn), self._stream)) is not None:
                 yield chunk
+        except TimeoutError as exc:
+            self.close()
+            raise HTTPError(f"{self.url}: timed out reading the body") from exc
+        except OSError as exc:
+            self.close()
+            raise HTTPError(f"{self.url}: connection lost reading the body: {exc}") from exc
         except BaseException:
             self.close()
             raise

@@ -165,7 +165,7 @@ class HTTPServer(TCPServer):
         timeouts: Timeouts | None = None,
         max_connections: int = 1000,
         tls_context: ssl.SSLContext | None = None,
-        access_log: Callable[[str], None] | None = None,
+        access_log: Callable[[str], None] | bool | None = None,
         reuse_port: bool = False,
     ) -> None:
         super().__init__(
@@ -178,7 +178,13 @@ class HTTPServer(TCPServer):
         )
         self.handler = handler
         self.settings = settings or ServerSettings()
-        self.access_log = access_log if access_log is not None else _stderr_log
+        # None or True: Common Log Format lines on stderr; False: no access log.
+        if access_log is None or access_log is True:
+            self.access_log: Callable[[str], None] = _stderr_log
+        elif access_log is False:
+            self.access_log = _no_log
+        else:
+            self.access_log = access_log
 
     def handle_connection(self, stream: SocketStream) -> None:
         conn = Connection(SERVER)
@@ -211,6 +217,10 @@ class HTTPServer(TCPServer):
             raise RuntimeError(f"unexpected call {name!r}")
 
         run(serve_connection(conn, settings), stream, on_call)
+
+
+def _no_log(line: str) -> None:
+    pass
 
 
 def _stderr_log(line: str) -> None:

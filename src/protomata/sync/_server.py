@@ -98,6 +98,10 @@ class TCPServer(abc.ABC):
     def serve_forever(self, *, handle_signals: bool = True) -> None:
         """Accept connections until :meth:`shutdown`."""
         if handle_signals and threading.current_thread() is threading.main_thread():
+            # The handler starts shutdown() in a new, non-daemon thread: the
+            # accept loop below ends at once, and the interpreter then waits
+            # for that thread, which joins the connection threads, so the
+            # requests in flight finish before the process exits.
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: threading.Thread(target=self.shutdown).start())
         self._listener.settimeout(0.2)  # to notice shutdown promptly
