@@ -60,11 +60,8 @@ class LifespanFailure(Exception):
 
 def _decode_path(raw_path: bytes) -> str:
     # ASGI wants the path percent-decoded and then read as UTF-8.
-    if b"%" not in raw_path:
-        try:
-            return raw_path.decode("ascii")
-        except UnicodeDecodeError:
-            pass
+    if raw_path == b"/":
+        return "/"
     return unquote_to_bytes(raw_path).decode("utf-8", errors="surrogateescape")
 
 
@@ -85,12 +82,11 @@ def http_scope(
     """
     target = request.target
     raw_path, _, query = target.partition(b"?")
-    if not raw_path.startswith(b"/"):
-        # absolute-form (proxies) or "*" (OPTIONS): keep what a path can be
-        if b"://" in raw_path:
-            rest = raw_path.split(b"://", 1)[1]
-            slash = rest.find(b"/")
-            raw_path = rest[slash:] if slash >= 0 else b"/"
+    if not raw_path.startswith(b"/") and b"://" in raw_path:
+        # absolute-form (proxies): the path is what follows the authority
+        rest = raw_path.split(b"://", 1)[1]
+        slash = rest.find(b"/")
+        raw_path = rest[slash:] if slash >= 0 else b"/"
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": ASGI_VERSION,
@@ -101,9 +97,9 @@ def http_scope(
         "raw_path": raw_path,
         "query_string": query,
         "root_path": root_path,
-        "headers": [[name, value] for name, value in request.headers],
-        "client": list(client) if client is not None else None,
-        "server": list(server) if server is not None else None,
+        "headers": [(name, value) for _, name, value in request.headers._full_items],
+        "client": client,
+        "server": server,
     }
     if state is not None:
         scope["state"] = dict(state)
@@ -117,7 +113,9 @@ def request_message(body: bytes, more_body: bool) -> dict[str, Any]:
     return {"type": "http.request", "body": body, "more_body": more_body}
 
 
-def _headers(value: Any) -> list[tuple[bytes, bytes]]:
+def _headers(value: Any) -> Any:
+    if type(value) is list or type(value) is tuple:
+        return value  # items are checked when the response head is built
     try:
         pairs = [(bytes(name), bytes(val)) for name, val in value]
     except (TypeError, ValueError):
@@ -142,17 +140,18 @@ class ResponseTranslator:
         #: the final body message was accepted
         self.complete = False
         self._status = 0
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: Any = ()
 
     @property
     def head_pending(self) -> bool:
         """A start was accepted but its head has not been handed out yet."""
         return self.started and self._status != 0
 
-    def take_head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
-        """Hand out a held-back head (when the app returns with no body)."""
+    def take_head(self) -> tuple[int, Any]:
+        """Hand out a held-back head (when the app returns with no body):
+        the status and the app's header pairs."""
         status, headers = self._status, self._headers
-        self._status, self._headers = 0, []
+        self._status, self._headers = 0, ()
         return status, headers
 
     def feed(self, message: Any) -> tuple[Any, ...]:

@@ -9,7 +9,8 @@ error replies and redirects behave the same everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from copy import copy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -25,6 +26,7 @@ from ._events import (
     Request,
     Response,
 )
+from ._headers import Headers, normalize_and_validate
 from ._state import DONE, MUST_CLOSE, SEND_BODY
 
 __all__ = [
@@ -396,13 +398,27 @@ def reason_phrase(status: int) -> bytes:
 class ServerSettings:
     """What every adapter's HTTP server needs to know, whatever its I/O."""
 
-    __slots__ = ("max_body_size", "server_header")
+    __slots__ = ("date", "log_exchanges", "max_body_size", "server_header")
 
-    def __init__(self, server_header: bytes = b"protomata", max_body_size: int | None = None):
+    def __init__(
+        self,
+        server_header: bytes = b"protomata",
+        max_body_size: int | None = None,
+        *,
+        date: Callable[[], bytes] | None = None,
+        log_exchanges: bool = True,
+    ) -> None:
+        if server_header:
+            normalize_and_validate([(b"Server", server_header)])  # refuse CR/LF etc. now
         #: value of the Server field added to responses (b"" adds none)
         self.server_header = server_header
         #: largest request body a handler may read (413 beyond), None: no limit
         self.max_body_size = max_body_size
+        #: the adapter's source of the current HTTP date; when None, each
+        #: response asks with ``Call("date")`` (the pure layer has no clock)
+        self.date = date
+        #: whether to hand every exchange to the adapter's access log
+        self.log_exchanges = log_exchanges
 
 
 class ResponseSpec:
@@ -460,23 +476,58 @@ def start_response(
     content_length: int | None = None,
 ) -> Operation[None]:
     """Send a response head, adding Date, Server and Content-Length fields."""
-    fields = [(n.encode("ascii") if isinstance(n, str) else bytes(n), v) for n, v in headers]
-    names = {n.lower() for n, _ in fields}
+    date = settings.date() if settings.date is not None else (yield Call("date"))
+    yield Send(
+        response_head(
+            conn,
+            exchange,
+            settings,
+            status,
+            headers,
+            reason=reason,
+            content_length=content_length,
+            date=date,
+        )
+    )
+
+
+def response_head(
+    conn: Connection,
+    exchange: Exchange,
+    settings: ServerSettings,
+    status: int,
+    headers: Iterable[tuple[Any, Any]],
+    *,
+    reason: bytes | None,
+    content_length: int | None,
+    date: bytes,
+) -> bytes:
+    """The bytes of a response head, with Date, Server and Content-Length added.
+
+    Only the fields the application gave are validated; the ones added here
+    come from the adapter's clock, validated settings and an integer.
+    """
+    given = normalize_and_validate(headers)
+    info = given.info
+    items = list(given._full_items)
+    names = {item[1] for item in items}
     if b"date" not in names:
-        fields.append((b"Date", (yield Call("date"))))
+        items.append((b"Date", b"date", date))
     if b"server" not in names and settings.server_header:
-        fields.append((b"Server", settings.server_header))
-    if content_length is not None and b"content-length" not in names:
-        fields.append((b"Content-Length", b"%d" % content_length))
+        items.append((b"Server", b"server", settings.server_header))
+    if content_length is not None and info.content_length is None and not info.chunked:
+        items.append((b"Content-Length", b"content-length", b"%d" % content_length))
+        info = copy(info)
+        info.content_length = content_length
     cls = InformationalResponse if status < 200 else Response
     event = cls(
         status_code=status,
-        headers=fields,
+        headers=Headers(items, info),
         reason=reason_phrase(status) if reason is None else reason,
     )
     if status >= 200:
         exchange.status = status
-    yield Send(conn.send(event))
+    return conn.send(event)
 
 
 def send_body(conn: Connection, exchange: Exchange, data: bytes) -> Operation[None]:
@@ -498,8 +549,29 @@ def respond(
 ) -> Operation[None]:
     """Send a whole :class:`ResponseSpec`, pulling a streamed body piece by piece."""
     length = spec.content_length
-    if spec.body is not None and length is None:
-        length = len(spec.body)
+    body = spec.body
+    if body is not None:
+        # The whole response at once: one Send, so one write for the adapter.
+        date = settings.date() if settings.date is not None else (yield Call("date"))
+        head = response_head(
+            conn,
+            exchange,
+            settings,
+            spec.status,
+            spec.headers,
+            reason=spec.reason,
+            content_length=len(body) if length is None else length,
+            date=date,
+        )
+        pieces = [head]
+        if body and exchange.request.method != b"HEAD":
+            exchange.body_bytes += len(body)
+            pieces += conn.send_with_data_passthrough(Data(data=body))
+        end = conn.send(EndOfMessage())
+        if end:
+            pieces.append(end)
+        yield Send(pieces)
+        return
     yield from start_response(
         conn,
         exchange,
@@ -509,9 +581,7 @@ def respond(
         reason=spec.reason,
         content_length=length,
     )
-    if spec.body is not None:
-        yield from send_body(conn, exchange, spec.body)
-    elif exchange.request.method != b"HEAD":
+    if exchange.request.method != b"HEAD":
         while (chunk := (yield Call("next_chunk", spec))) is not None:
             yield from send_body(conn, exchange, chunk)
     yield from end_response(conn)
@@ -582,7 +652,8 @@ def serve_connection(conn: Connection, settings: ServerSettings) -> Operation[No
             yield Call("log_exception", exchange)
             yield from _reply_error(conn, settings, 500)
             return
-        yield Call("log", exchange)
+        if settings.log_exchanges:
+            yield Call("log", exchange)
         if conn.our_state is not DONE and conn.our_state is not MUST_CLOSE:
             # The handler returned mid-response (or without one): unsafe to go on.
             if exchange.status == 0:
