@@ -23,7 +23,7 @@ code can react (answer 408, say) or let them propagate.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 __all__ = [
@@ -36,6 +36,8 @@ __all__ = [
     "Send",
     "StartTLS",
     "TimeoutKind",
+    "drive_calls",
+    "drive_calls_async",
 ]
 
 T = TypeVar("T")
@@ -154,3 +156,29 @@ class FileRange:
 
 #: The type of a pure operation returning ``T``.
 Operation = Generator[IORequest, Any, T]
+
+
+def drive_calls(op: Operation[T], on_call: Callable[[Call], Any]) -> T:
+    """Run an operation that only yields :class:`Call` requests (no I/O)."""
+    value: Any = None
+    while True:
+        try:
+            request = op.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        if type(request) is not Call:
+            raise TypeError(f"drive_calls cannot carry out {request!r}")
+        value = on_call(request)
+
+
+async def drive_calls_async(op: Operation[T], on_call: Callable[[Call], Awaitable[Any]]) -> T:
+    """:func:`drive_calls` for an asynchronous *on_call*."""
+    value: Any = None
+    while True:
+        try:
+            request = op.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        if type(request) is not Call:
+            raise TypeError(f"drive_calls_async cannot carry out {request!r}")
+        value = await on_call(request)

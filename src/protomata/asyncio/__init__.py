@@ -19,6 +19,7 @@ from ._httpclient import ClientResponse, HTTPClient, get, request
 from ._httpserver import HTTPServer, ServerRequest, http_date, iter_spec
 from ._runner import run
 from ._server import TCPServer
+from ._static import static_handler
 from ._stream import Stream, Timeouts, connect_tcp
 from ._udp import DatagramEndpoint, open_udp
 
@@ -47,4 +48,5 @@ __all__ = [
     "request",
     "run",
     "serve_asgi",
+    "static_handler",
 ]

@@ -25,7 +25,7 @@ import re
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote
 
-from .._core._ops import FileRange  # re-exported: adapters send file bodies with it
+from .._core._ops import Call, FileRange, Operation  # FileRange: re-exported for adapters
 from ._headers import Headers
 
 __all__ = ["CONTENT_TYPES", "FileInfo", "FileRange", "StaticFiles", "StaticPlan", "content_type"]
@@ -398,3 +398,26 @@ def _parse_range(value: bytes, size: int) -> tuple[int, int] | None:
     if suffix == 0 or size == 0:
         return None
     return max(0, size - suffix), size
+
+
+def plan_static(
+    files: StaticFiles, method: bytes, target: bytes, headers: Headers
+) -> Operation[tuple[StaticPlan, str]]:
+    """Decide the response to a request for a static file: (plan, real path).
+
+    Yields ``Call("file_info", rel_path)``; the adapter answers with
+    ``(FileInfo, real_path)`` from the filesystem (see ``file_info`` in the
+    blocking adapter).  A directory's index file takes a second look-up.
+    The real path is "" when the plan needs no file.
+    """
+    rel = files.resolve(target)
+    if isinstance(rel, StaticPlan):
+        return rel, ""
+    info, real = yield Call("file_info", rel)
+    plan = files.plan(method, headers, rel, info)
+    if plan.status == 0 and plan.redirect is not None:  # a directory's index file
+        info, real = yield Call("file_info", plan.redirect)
+        if info.kind == "dir":
+            info = FileInfo("forbidden")
+        plan = files.plan(method, headers, plan.redirect, info)
+    return plan, real

@@ -20,8 +20,9 @@ import stat
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from .._core._ops import drive_calls
 from ..http._operations import ResponseSpec
-from ..http._static import FileInfo, StaticFiles, StaticPlan
+from ..http._static import FileInfo, StaticFiles, StaticPlan, plan_static
 from ._httpserver import ServerRequest
 
 __all__ = ["CHUNK_SIZE", "file_info", "read_range", "send_file_range", "static_handler"]
@@ -103,21 +104,13 @@ def static_handler(
         raise NotADirectoryError(f"not a directory: {root}")
 
     def handle(request: ServerRequest) -> ResponseSpec | None:
-        rel = files.resolve(request.target)
-        if isinstance(rel, StaticPlan):
-            return _spec(rel, "")
-        info, real = file_info(files, real_root, rel)
-        plan = files.plan(request.method, request.headers, rel, info)
-        if plan.status == 0 and plan.redirect is not None:  # a directory's index file
-            info, real = file_info(files, real_root, plan.redirect)
-            if info.kind == "dir":
-                info = FileInfo("forbidden")
-            plan = files.plan(request.method, request.headers, plan.redirect, info)
+        op = plan_static(files, request.method, request.target, request.headers)
+        plan, real = drive_calls(op, lambda call: file_info(files, real_root, call.args[0]))
         if use_sendfile and plan.body is None and plan.length and request.method == b"GET":
             try:
                 f = open(real, "rb")  # noqa: SIM115 - closed below
             except OSError:  # gone or unreadable since we looked
-                gone = files.plan(request.method, request.headers, rel, FileInfo("missing"))
+                gone = files.plan(request.method, request.headers, "", FileInfo("missing"))
                 return _spec(gone, real)
             with f:
                 request.start_response(plan.status, plan.headers)

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import trio
 
+from .._core._ops import Call, drive_calls_async
 from ..http._operations import ResponseSpec
-from ..http._static import FileInfo, StaticFiles, StaticPlan
+from ..http._static import FileInfo, StaticFiles, StaticPlan, plan_static
 from ..sync._static import CHUNK_SIZE, file_info
 from ._httpserver import ServerRequest
 
@@ -60,20 +61,12 @@ def static_handler(
     if not os.path.isdir(real_root):
         raise NotADirectoryError(f"not a directory: {root}")
 
-    async def look_up(rel: str) -> tuple[FileInfo, str]:
-        return await trio.to_thread.run_sync(file_info, files, real_root, rel)
+    async def look_up(call: Call) -> tuple[FileInfo, str]:
+        return await trio.to_thread.run_sync(file_info, files, real_root, call.args[0])
 
     async def handle(request: ServerRequest) -> ResponseSpec:
-        rel = files.resolve(request.target)
-        if isinstance(rel, StaticPlan):
-            return _spec(rel, "")
-        info, real = await look_up(rel)
-        plan = files.plan(request.method, request.headers, rel, info)
-        if plan.status == 0 and plan.redirect is not None:  # a directory's index file
-            info, real = await look_up(plan.redirect)
-            if info.kind == "dir":
-                info = FileInfo("forbidden")
-            plan = files.plan(request.method, request.headers, plan.redirect, info)
+        op = plan_static(files, request.method, request.target, request.headers)
+        plan, real = await drive_calls_async(op, look_up)
         return _spec(plan, real)
 
     return handle

@@ -1,0 +1,84 @@
+"""Static files for the asyncio HTTP server.
+
+The decisions come from the pure operation
+:func:`protomata.http._static.plan_static`; this module answers its
+filesystem look-ups (the blocking adapter's
+:func:`~protomata.sync._static.file_info`, in a worker thread) and streams
+the chosen byte range with reads in worker threads, so the event loop never
+blocks on the disk and a file of any size is served in bounded memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from .._core._ops import Call, drive_calls_async
+from ..http._operations import ResponseSpec
+from ..http._static import FileInfo, StaticFiles, StaticPlan, plan_static
+from ..sync._static import CHUNK_SIZE, file_info
+from ._httpserver import ServerRequest
+
+__all__ = ["read_range", "static_handler"]
+
+
+async def read_range(
+    path: str, offset: int, length: int, chunk_size: int = CHUNK_SIZE
+) -> AsyncIterator[bytes]:
+    """Yield *length* bytes of the file at *path* from *offset*, a piece at a time.
+
+    The file is opened on the first iteration, so a HEAD request (whose
+    body is never pulled) does not open it.
+    """
+    if length <= 0:
+        return
+    f = await asyncio.to_thread(open, path, "rb", buffering=0)
+    try:
+        await asyncio.to_thread(f.seek, offset)
+        left = length
+        while left > 0:
+            piece = await asyncio.to_thread(f.read, min(chunk_size, left))
+            if not piece:
+                return  # the file shrank: the server ops turn this into a closed connection
+            left -= len(piece)
+            yield piece
+    finally:
+        f.close()
+
+
+def static_handler(
+    root: str,
+    *,
+    index_files: tuple[str, ...] = ("index.html",),
+    listing: bool = True,
+    content_types: dict[str, str] | None = None,
+) -> Callable[[ServerRequest], Awaitable[ResponseSpec]]:
+    """An async handler for :class:`~protomata.asyncio.HTTPServer` serving *root*.
+
+    GET and HEAD only; directory listings (unless ``listing=False``),
+    index files, Last-Modified/ETag with 304, single byte ranges (206/416).
+    """
+    files = StaticFiles(root, index_files=index_files, listing=listing, content_types=content_types)
+    real_root = os.path.realpath(root)
+    if not os.path.isdir(real_root):
+        raise NotADirectoryError(f"not a directory: {root}")
+
+    async def look_up(call: Call) -> tuple[FileInfo, str]:
+        return await asyncio.to_thread(file_info, files, real_root, call.args[0])
+
+    async def handle(request: ServerRequest) -> ResponseSpec:
+        op = plan_static(files, request.method, request.target, request.headers)
+        plan, real = await drive_calls_async(op, look_up)
+        return _spec(plan, real)
+
+    return handle
+
+
+def _spec(plan: StaticPlan, real: str) -> ResponseSpec:
+    if plan.body is not None:
+        return ResponseSpec(plan.status, plan.headers, plan.body)
+    # A file range; Content-Length is among the plan's fields (none for 304).
+    return ResponseSpec(
+        plan.status, plan.headers, None, stream=read_range(real, plan.offset, plan.length)
+    )
