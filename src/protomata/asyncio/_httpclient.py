@@ -12,14 +12,16 @@ from ..http import CLIENT, Connection, Headers, Response
 from ..http._operations import (
     HTTPError,
     Origin,
+    PreparedRequest,
     ProtocolFailure,
     TooManyRedirects,
-    build_request,
     exchange,
     finish_cycle,
+    next_hop,
+    prepare_request,
     read_body_chunk,
-    redirect_target,
-    split_url,
+    should_retry,
+    transport_error,
 )
 from ._runner import run
 from ._stream import Stream, Timeouts, connect_tcp
@@ -198,55 +200,37 @@ class HTTPClient:
         """
         method_b = method.encode("ascii").upper()
         for _ in range(self.max_redirects + 1):
-            response = await self._send_once(method_b, url, headers, content)
-            target = redirect_target(url, method_b, response._event)
-            if not self.follow_redirects or target is None:
+            prepared = prepare_request(method_b, url, headers, content)
+            response = await self._send_once(prepared, content)
+            hop = next_hop(prepared, content, response._event, self.follow_redirects)
+            if hop is None:
                 return response
-            await response.read()  # reuse the connection
-            url, method_b, keep_body = target
-            if not keep_body:
-                content = None
-            elif content is not None and not isinstance(content, bytes):
-                raise HTTPError("cannot repeat a streamed body for a 307/308 redirect")
+            await response.read()  # so the connection can be reused
+            url, method_b, content = hop
         raise TooManyRedirects(f"more than {self.max_redirects} redirects")
 
-    async def _send_once(
-        self, method: bytes, url: str, headers: Iterable[tuple[Any, Any]], content: Content
-    ) -> ClientResponse:
-        origin, target = split_url(url)
-        body = content if isinstance(content, (bytes, bytearray)) else None
-        streaming = content is not None and body is None
-        request = build_request(
-            method,
-            origin,
-            target,
-            headers,
-            body=bytes(body) if body is not None else None,
-            streaming=streaming,
-        )
-        on_call = _chunk_source(content if streaming else None)
-
+    async def _send_once(self, prepared: PreparedRequest, content: Content) -> ClientResponse:
+        on_call = _chunk_source(content if prepared.streaming else None)
+        op_args = (prepared.request, prepared.body, prepared.streaming)
         retried = False
         while True:
-            conn, stream, reused = await self._connect(origin)
+            conn, stream, reused = await self._connect(prepared.origin)
             try:
-                event = await run(exchange(conn, request, body, streaming), stream, on_call)
+                event = await run(exchange(conn, *op_args), stream, on_call)
             except (ProtocolFailure, OSError) as exc:
                 stream.close()
-                if reused and not retried and not streaming and not isinstance(exc, TimeoutError):
-                    # The server may have closed the idle pooled connection
-                    # meanwhile; try once more on a fresh one.
+                if should_retry(exc, reused=reused, retried=retried, streaming=prepared.streaming):
                     retried = True
                     continue
-                if isinstance(exc, TimeoutError):
-                    raise HTTPError(f"{method.decode()} {url}: timed out") from exc
                 if isinstance(exc, ProtocolFailure):
                     raise
-                raise HTTPError(f"{method.decode()} {url}: {exc}") from exc
+                raise transport_error(prepared, exc) from exc
             except BaseException:
                 stream.close()
                 raise
-            return ClientResponse(self, origin, conn=conn, stream=stream, url=url, event=event)
+            return ClientResponse(
+                self, prepared.origin, conn=conn, stream=stream, url=prepared.url, event=event
+            )
 
     async def get(self, url: str, **kwargs: Any) -> ClientResponse:
         """``request("GET", url, ...)``."""

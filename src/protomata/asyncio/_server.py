@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -18,7 +19,7 @@ __all__ = ["TCPServer"]
 log = logging.getLogger("protomata.server")
 
 
-class TCPServer:
+class TCPServer(abc.ABC):
     """Accept TCP connections and run :meth:`handle_connection` in a task each.
 
     At most *max_connections* are served at once.  Excess connections are
@@ -65,14 +66,14 @@ class TCPServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls_context else 'http'}://{host}:{self.port}/"
 
+    @abc.abstractmethod
     async def handle_connection(self, stream: Stream) -> None:
         """Serve one connection (subclasses implement their protocol here)."""
-        raise NotImplementedError
 
-    async def on_startup(self) -> None:
+    async def on_startup(self) -> None:  # noqa: B027 (an optional hook)
         """Called before accepting connections (override to add work)."""
 
-    async def on_shutdown(self) -> None:
+    async def on_shutdown(self) -> None:  # noqa: B027 (an optional hook)
         """Called after the last connection ended (override to add work)."""
 
     # -- accepting ---------------------------------------------------------------
