@@ -18,6 +18,7 @@ from ..http._operations import (
     ResponseSpec,
     ServerSettings,
     end_response,
+    next_chunk,
     read_request_body_chunk,
     respond,
     send_body,
@@ -180,31 +181,11 @@ def _push(op: Operation[None], stream: Stream) -> None:
 
 def _stream_call(call: Call) -> Any:
     if call.name == "next_chunk":
-        return _next_chunk(call.args[0])
+        return next_chunk(call.args[0])
     return _date_only(call)
 
 
 Handler = Callable[[ServerRequest], Awaitable["ResponseSpec | None"]]
-
-
-def _next_chunk(spec: ResponseSpec) -> Any:
-    """The next piece of a streamed body (an awaitable for async iterables)."""
-    source = spec.stream
-    if hasattr(source, "__anext__"):
-        return _anext_or_none(source)
-    if hasattr(source, "__aiter__"):
-        spec.stream = source = source.__aiter__()
-        return _anext_or_none(source)
-    if not hasattr(source, "__next__"):
-        spec.stream = source = iter(source)
-    return next(source, None)
-
-
-async def _anext_or_none(source: Any) -> bytes | None:
-    try:
-        return await source.__anext__()  # type: ignore[no-any-return]
-    except StopAsyncIteration:
-        return None
 
 
 class HTTPServer(TCPServer):
@@ -268,7 +249,7 @@ class HTTPServer(TCPServer):
                     access_log(access_log_line(client[0], call.args[0], clf_time()))
                 return None
             if name == "next_chunk":
-                return _next_chunk(call.args[0])
+                return next_chunk(call.args[0])
             if name == "log_exception":
                 exc = stream.last_error
                 if exc is not None:

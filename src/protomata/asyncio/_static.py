@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from .._core._ops import Call, drive_calls_async
 from ..http._operations import ResponseSpec
-from ..http._static import FileInfo, StaticFiles, StaticPlan, plan_static
+from ..http._static import FileInfo, StaticFiles, plan_static, plan_to_spec
 from ..sync._static import CHUNK_SIZE, file_info
 from ._httpserver import ServerRequest
 
@@ -70,15 +70,6 @@ def static_handler(
     async def handle(request: ServerRequest) -> ResponseSpec:
         op = plan_static(files, request.method, request.target, request.headers)
         plan, real = await drive_calls_async(op, look_up)
-        return _spec(plan, real)
+        return plan_to_spec(plan, real, read_range)
 
     return handle
-
-
-def _spec(plan: StaticPlan, real: str) -> ResponseSpec:
-    if plan.body is not None:
-        return ResponseSpec(plan.status, plan.headers, plan.body)
-    # A file range; Content-Length is among the plan's fields (none for 304).
-    return ResponseSpec(
-        plan.status, plan.headers, None, stream=read_range(real, plan.offset, plan.length)
-    )

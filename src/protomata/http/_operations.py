@@ -44,6 +44,7 @@ __all__ = [
     "end_response",
     "exchange",
     "finish_cycle",
+    "next_chunk",
     "next_event",
     "next_hop",
     "prepare_request",
@@ -448,6 +449,31 @@ class ResponseSpec:
         self.stream = stream
         self.content_length = content_length
         self.reason = reason
+
+
+def next_chunk(spec: ResponseSpec) -> Any:
+    """The next piece of ``spec.stream`` for an async adapter's ``Call("next_chunk")``.
+
+    The stream may be a sync or an async iterable; for an async one the
+    result is an awaitable (the adapters' runners await awaitables).  None
+    marks the end.  The iterator is kept in ``spec.stream``.
+    """
+    source = spec.stream
+    if hasattr(source, "__anext__"):
+        return _anext_or_none(source)
+    if hasattr(source, "__aiter__"):
+        spec.stream = source = source.__aiter__()
+        return _anext_or_none(source)
+    if not hasattr(source, "__next__"):
+        spec.stream = source = iter(source)
+    return next(source, None)
+
+
+async def _anext_or_none(source: Any) -> bytes | None:
+    try:
+        return await source.__anext__()  # type: ignore[no-any-return]
+    except StopAsyncIteration:
+        return None
 
 
 class Exchange:

@@ -22,11 +22,14 @@ from __future__ import annotations
 import html
 import posixpath
 import re
+from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
+from typing import Any
 from urllib.parse import quote
 
 from .._core._ops import Call, FileRange, Operation  # FileRange: re-exported for adapters
 from ._headers import Headers
+from ._operations import ResponseSpec
 
 __all__ = ["CONTENT_TYPES", "FileInfo", "FileRange", "StaticFiles", "StaticPlan", "content_type"]
 
@@ -421,3 +424,19 @@ def plan_static(
             info = FileInfo("forbidden")
         plan = files.plan(method, headers, plan.redirect, info)
     return plan, real
+
+
+def plan_to_spec(
+    plan: StaticPlan, real: str, read_range: Callable[[str, int, int], Any]
+) -> ResponseSpec:
+    """The :class:`~protomata.http._operations.ResponseSpec` for *plan*.
+
+    *read_range(path, offset, length)* is the adapter's (sync or async)
+    iterable over a file range; it is only called for plans with a file body.
+    """
+    if plan.body is not None:
+        return ResponseSpec(plan.status, plan.headers, plan.body)
+    # A file range; Content-Length is among the plan's fields (none for 304).
+    return ResponseSpec(
+        plan.status, plan.headers, None, stream=read_range(real, plan.offset, plan.length)
+    )

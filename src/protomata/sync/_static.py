@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from .._core._ops import drive_calls
 from ..http._operations import ResponseSpec
-from ..http._static import FileInfo, StaticFiles, StaticPlan, plan_static
+from ..http._static import FileInfo, StaticFiles, plan_static, plan_to_spec
 from ._httpserver import ServerRequest
 
 __all__ = ["CHUNK_SIZE", "file_info", "read_range", "send_file_range", "static_handler"]
@@ -111,24 +111,15 @@ def static_handler(
                 f = open(real, "rb")  # noqa: SIM115 - closed below
             except OSError:  # gone or unreadable since we looked
                 gone = files.plan(request.method, request.headers, "", FileInfo("missing"))
-                return _spec(gone, real)
+                return plan_to_spec(gone, real, read_range)
             with f:
                 request.start_response(plan.status, plan.headers)
                 send_file_range(request, f, plan.offset, plan.length)
                 request.end_response()
             return None
-        return _spec(plan, real)
+        return plan_to_spec(plan, real, read_range)
 
     return handle
-
-
-def _spec(plan: StaticPlan, real: str) -> ResponseSpec:
-    if plan.body is not None:
-        return ResponseSpec(plan.status, plan.headers, plan.body)
-    # A file range; Content-Length is among the plan's fields (none for 304).
-    return ResponseSpec(
-        plan.status, plan.headers, None, stream=read_range(real, plan.offset, plan.length)
-    )
 
 
 def send_file_range(request: ServerRequest, file: BinaryIO, offset: int, count: int) -> None:

@@ -16,6 +16,7 @@ from ..http._operations import (
     ResponseSpec,
     ServerSettings,
     end_response,
+    next_chunk,
     read_request_body_chunk,
     respond,
     send_body,
@@ -144,32 +145,12 @@ class ServerRequest:
 
 def _respond_calls(call: Call) -> Any:
     if call.name == "next_chunk":
-        return _next_chunk(call.args[0])
+        return next_chunk(call.args[0])
     return _date_only(call)
 
 
 #: An HTTP handler: gets the request, returns a ResponseSpec or None.
 Handler = Callable[[ServerRequest], Awaitable["ResponseSpec | None"]]
-
-
-def _next_chunk(spec: ResponseSpec) -> Any:
-    """The next piece of a streamed body (an awaitable for async iterables)."""
-    source = spec.stream
-    if hasattr(source, "__anext__"):
-        return _anext_or_none(source)
-    if hasattr(source, "__aiter__"):
-        spec.stream = source = source.__aiter__()
-        return _anext_or_none(source)
-    if not hasattr(source, "__next__"):
-        spec.stream = source = iter(source)
-    return next(source, None)
-
-
-async def _anext_or_none(source: Any) -> bytes | None:
-    try:
-        return await source.__anext__()  # type: ignore[no-any-return]
-    except StopAsyncIteration:
-        return None
 
 
 class HTTPServer(TCPServer):
@@ -235,7 +216,7 @@ class HTTPServer(TCPServer):
             if name == "handle":
                 return guarded(ServerRequest(call.args[0], conn, stream, settings, client))
             if name == "next_chunk":
-                return _next_chunk(call.args[0])
+                return next_chunk(call.args[0])
             if name == "date":
                 return http_date()
             if name == "log":

@@ -1,0 +1,197 @@
+"""A blocking POP3 server for a Maildir (the session logic is :mod:`protomata.pop3._server`).
+
+This adapter only does the file and socket work: listing ``new/`` and
+``cur/``, reading a message (bare LF line ends become CRLF), unlinking the
+messages a session deleted at QUIT, the per-user mailbox lock, and TLS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import itertools
+import os
+import socket
+import ssl
+import threading
+import time
+from typing import Any
+
+from .._core._ops import Call
+from ..pop3 import SERVER
+from ..pop3._connection import Connection
+from ..pop3._server import SessionSettings, maildir_uid, serve_session
+from ._runner import run
+from ._server import TCPServer
+from ._stream import SocketStream, Timeouts
+
+__all__ = ["Maildir", "POP3Server", "to_crlf"]
+
+#: RFC 1939 section 3: the autologout timer is at least 10 minutes.
+DEFAULT_POP3_TIMEOUTS = Timeouts(600.0, idle=600.0)
+
+
+def to_crlf(data: bytes) -> bytes:
+    """*data* with every bare LF turned into CRLF (CRLF stays as it is)."""
+    if b"\n" not in data:
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+class Maildir:
+    """The file side of a Maildir (``new/``, ``cur/``, ``tmp/``) for one session."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.fspath(root)
+        self._paths: dict[str, str] = {}
+
+    def messages(self) -> list[tuple[str, int]]:
+        """``(uid, size)`` of each message in ``new/`` and ``cur/``, oldest name first.
+
+        The size is the size on the wire (CRLF line ends).
+        """
+        found: list[tuple[str, str]] = []
+        for sub in ("new", "cur"):
+            directory = os.path.join(self.root, sub)
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.startswith("."):
+                    continue
+                path = os.path.join(directory, name)
+                if os.path.isfile(path):
+                    found.append((name, path))
+        found.sort()
+        self._paths.clear()
+        listing: list[tuple[str, int]] = []
+        for name, path in found:
+            uid = maildir_uid(name)
+            if uid in self._paths:
+                continue  # the same message in new/ and cur/ (a concurrent move)
+            try:
+                size = len(self._read(path))
+            except OSError:
+                continue
+            self._paths[uid] = path
+            listing.append((uid, size))
+        return listing
+
+    @staticmethod
+    def _read(path: str) -> bytes:
+        with open(path, "rb") as file:
+            return to_crlf(file.read())
+
+    def read(self, uid: str) -> bytes | None:
+        """The message *uid* with CRLF line ends, or None if it vanished."""
+        path = self._paths.get(uid)
+        if path is None:
+            return None
+        try:
+            return self._read(path)
+        except OSError:
+            return None
+
+    def delete(self, uids: list[str]) -> bool:
+        """Unlink the messages *uids*; False if one of them could not be removed."""
+        ok = True
+        for uid in uids:
+            path = self._paths.pop(uid, None)
+            if path is None:
+                continue
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass  # already gone: deleted is deleted
+            except OSError:
+                ok = False
+        return ok
+
+
+class POP3Server(TCPServer):
+    """Serve the Maildir *maildir* over POP3 to the users of *users* (name -> password).
+
+    Every user reads the same Maildir; one session at a time holds it (a
+    second login answers ``-ERR [IN-USE]``).  With *tls_context* the server
+    offers STLS (RFC 2595); the connection starts in plaintext.  Deleted
+    messages are removed only when the client ends the session with QUIT.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        maildir: str | os.PathLike[str],
+        users: dict[str, str],
+        tls_context: ssl.SSLContext | None = None,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 100,
+        greeting: str = "protomata POP3 server ready",
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            max_connections=max_connections,
+            timeouts=timeouts or DEFAULT_POP3_TIMEOUTS,
+        )
+        self.maildir = os.fspath(maildir)
+        self.users = dict(users)
+        self.stls_context = tls_context
+        self.settings = SessionSettings(greeting=greeting, tls=tls_context is not None)
+        self._locked: set[str] = set()
+        self._lock_guard = threading.Lock()
+        self._counter = itertools.count()
+        self._hostname = socket.gethostname() or "localhost"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"pop://{host}:{self.port}/"
+
+    def _timestamp(self) -> str:
+        return f"<{os.getpid()}.{next(self._counter)}.{time.time_ns()}@{self._hostname}>"
+
+    def handle_connection(self, stream: SocketStream) -> None:
+        """Run one POP3 session over *stream*."""
+        stream.tls_context = self.stls_context
+        maildir = Maildir(self.maildir)
+        held: list[str] = []
+
+        def open_mailbox(user: str) -> list[tuple[str, int]] | None:
+            with self._lock_guard:
+                if self.maildir in self._locked:
+                    return None
+                self._locked.add(self.maildir)
+            held.append(self.maildir)
+            return maildir.messages()
+
+        def on_call(call: Call) -> Any:
+            name, args = call.name, call.args
+            if name == "timestamp":
+                return self._timestamp()
+            if name == "authenticate":
+                user, password = args
+                expected = self.users.get(user)
+                given = password.encode("utf-8", "surrogateescape")
+                wanted = (expected or "").encode("utf-8")
+                return expected is not None and hmac.compare_digest(given, wanted)
+            if name == "apop_secret":
+                return self.users.get(args[0])
+            if name == "open_mailbox":
+                return open_mailbox(args[0])
+            if name == "read_message":
+                return maildir.read(args[0])
+            if name == "delete":
+                return maildir.delete(list(args[0]))
+            raise RuntimeError(f"unknown POP3 call {name!r}")
+
+        try:
+            run(serve_session(Connection(SERVER), self.settings), stream, on_call)
+        finally:
+            with self._lock_guard:
+                for name in held:
+                    self._locked.discard(name)
+            with contextlib.suppress(OSError):
+                stream.close()
