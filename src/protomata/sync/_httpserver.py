@@ -167,6 +167,7 @@ class HTTPServer(TCPServer):
         tls_context: ssl.SSLContext | None = None,
         access_log: Callable[[str], None] | bool | None = None,
         reuse_port: bool = False,
+        grace: float = 10.0,
     ) -> None:
         super().__init__(
             host,
@@ -175,6 +176,7 @@ class HTTPServer(TCPServer):
             tls_context=tls_context,
             timeouts=timeouts or Timeouts(60.0, head=10.0, idle=60.0),
             reuse_port=reuse_port,
+            grace=grace,
         )
         self.handler = handler
         self.settings = settings or ServerSettings()

@@ -72,8 +72,11 @@ class TCPServer(abc.ABC):
         tls_context: ssl.SSLContext | None = None,
         timeouts: Timeouts | None = None,
         reuse_port: bool = False,
+        grace: float = 10.0,
     ) -> None:
         self.host = host
+        #: seconds :meth:`shutdown` waits for requests in flight by default
+        self.grace = grace
         self.tls_context = tls_context
         self.timeouts = timeouts or Timeouts()
         self.max_connections = max_connections
@@ -145,8 +148,13 @@ class TCPServer(abc.ABC):
                 self._threads.discard(threading.current_thread())
             self._slots.release()
 
-    def shutdown(self, grace: float = 10.0) -> None:
-        """Stop accepting, end idle connections, wait up to *grace* s for the rest."""
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop accepting, end idle connections, wait up to *grace* s for the rest.
+
+        *grace* defaults to the one given to the constructor.
+        """
+        if grace is None:
+            grace = self.grace
         self.draining = True
         self._stopped.wait(grace)
         with self._lock:
