@@ -232,6 +232,12 @@ class FieldInfo:
     #: how many Host fields
     host_count: int = 0
 
+    def copy(self) -> FieldInfo:
+        """A copy whose attributes can be changed without touching this one."""
+        new = FieldInfo()
+        new.__dict__.update(self.__dict__)
+        return new
+
 
 def _framing_error(strict: bool, msg: str, hint: int = 400) -> Exception:
     if strict:

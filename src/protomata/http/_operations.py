@@ -10,7 +10,6 @@ error replies and redirects behave the same everywhere.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from copy import copy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -543,7 +542,7 @@ def response_head(
         items.append((b"Server", b"server", settings.server_header))
     if content_length is not None and info.content_length is None and not info.chunked:
         items.append((b"Content-Length", b"content-length", b"%d" % content_length))
-        info = copy(info)
+        info = info.copy()
         info.content_length = content_length
     cls = InformationalResponse if status < 200 else Response
     event = cls(
