@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-access-log", action="store_true", help="do not log requests to standard error"
     )
 
+    from ._serve_pop3 import add_pop3_parser
+    from ._serve_smtp import add_parser as add_smtp_parser
+
+    add_smtp_parser(protocols)
+    add_pop3_parser(protocols)
+
     get = commands.add_parser(
         "get",
         help="download a URL",
@@ -151,6 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
+            if args.protocol == "smtp":
+                from ._serve_smtp import serve_smtp
+
+                return serve_smtp(args)
+            if args.protocol == "pop3":
+                from ._serve_pop3 import serve_pop3
+
+                return serve_pop3(args)
             from ._serve import serve_http
 
             return serve_http(args)

@@ -62,6 +62,7 @@ from ._events import (
     User,
     Utf8,
 )
+from ._server import Mailbox, SessionSettings, maildir_uid, serve_session, to_crlf, top_of_message
 from ._state import AUTHORIZATION, CLOSED, ERROR, GREETING, TRANSACTION, UPDATE, State
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "Greeting",
     "List",
     "LocalProtocolError",
+    "Mailbox",
     "MultilineData",
     "MultilineEnd",
     "MultilineStart",
@@ -112,6 +114,7 @@ __all__ = [
     "ScanListing",
     "Sentinel",
     "SentinelType",
+    "SessionSettings",
     "Stat",
     "State",
     "Stls",
@@ -121,4 +124,8 @@ __all__ = [
     "User",
     "Utf8",
     "apop_digest",
+    "maildir_uid",
+    "serve_session",
+    "to_crlf",
+    "top_of_message",
 ]

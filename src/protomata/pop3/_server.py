@@ -64,8 +64,16 @@ from ._events import (
     UidListing,
     User,
 )
+from ._wire import write_status
 
-__all__ = ["Mailbox", "SessionSettings", "maildir_uid", "serve_session", "top_of_message"]
+__all__ = [
+    "Mailbox",
+    "SessionSettings",
+    "maildir_uid",
+    "serve_session",
+    "to_crlf",
+    "top_of_message",
+]
 
 _UID_OK = re.compile(r"[\x21-\x7e]{1,70}")
 
@@ -82,6 +90,21 @@ def maildir_uid(filename: str) -> str:
     if _UID_OK.fullmatch(unique):
         return unique
     return hashlib.sha1(unique.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def to_crlf(data: bytes) -> bytes:
+    """The wire form of a stored message: CRLF line ends, ending with a line end.
+
+    CRLF stays; a bare LF or a bare CR becomes CRLF, and a non-empty message
+    that does not end with a line end gets one, exactly as the multi-line
+    encoder would do, so the size of the result is the size sent.
+    """
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    data = data.replace(b"\n", b"\r\n")
+    if data and not data.endswith(b"\n"):
+        data += b"\r\n"
+    return data
 
 
 def top_of_message(message: bytes, lines: int) -> bytes:
@@ -308,7 +331,8 @@ class _Session:
             try:
                 event = conn.next_event()
             except RemoteProtocolError as exc:
-                yield Send(conn.send(Err(str(exc)[:200] or "protocol error")))
+                reason = " ".join(str(exc).split())[:200] or "protocol error"
+                yield Send(conn.send(Err(reason)))
                 return None
             if event is NEED_DATA:
                 queued = conn.data_to_send()
@@ -318,7 +342,8 @@ class _Session:
                     data = yield Receive(65536, TimeoutKind.IDLE)
                 except TimeoutError:
                     queued = conn.data_to_send()
-                    yield Send(queued + conn.send(Err("autologout: idle for too long")))
+                    # An unsolicited -ERR the machine has no event for (no command is owed).
+                    yield Send(queued + write_status(False, "autologout: idle for too long"))
                     return None
                 conn.receive_data(data)
                 continue

@@ -47,6 +47,7 @@ from ._events import (
 )
 from ._extensions import Extensions
 from ._operations import SMTPError, SMTPRecipientsRefused, read_reply, send_mail
+from ._server import Envelope, SessionSettings, serve_session
 
 __all__ = [
     "CLIENT",
@@ -65,6 +66,7 @@ __all__ = [
     "DataChunk",
     "Ehlo",
     "EndOfData",
+    "Envelope",
     "Expn",
     "Extensions",
     "Helo",
@@ -85,9 +87,11 @@ __all__ = [
     "SMTPRecipientsRefused",
     "Sentinel",
     "SentinelType",
+    "SessionSettings",
     "StartTLS",
     "State",
     "Vrfy",
     "read_reply",
     "send_mail",
+    "serve_session",
 ]

@@ -136,6 +136,15 @@ class Envelope:
         suffix = ("S" if self.tls else "") + ("A" if self.authenticated_user else "")
         return "ESMTP" + suffix
 
+    def copy(self) -> Envelope:
+        """A snapshot, unaffected by later changes to this envelope."""
+        other = Envelope(self.peer)
+        other.helo, other.esmtp, other.tls = self.helo, self.esmtp, self.tls
+        other.authenticated_user = self.authenticated_user
+        other.mail_from, other.mail_params = self.mail_from, self.mail_params
+        other.rcpt_tos, other.rcpt_params = list(self.rcpt_tos), list(self.rcpt_params)
+        return other
+
     def reset(self) -> None:
         """Forget the mail transaction (sender and recipients)."""
         self.mail_from = None
@@ -318,7 +327,7 @@ class _Session:
         env = self.envelope
         refusal = _check_mail_params(self.conn, self.settings, event.params, env.esmtp)
         if refusal is None:
-            refusal = yield Call("mail_from", event.address, event.params)
+            refusal = yield from self.ask("mail_from", event.address, event.params)
         if refusal is None:
             env.mail_from, env.mail_params = event.address, event.params
             refusal = _ok(250, "2.1.0", "Sender OK")
@@ -330,20 +339,27 @@ class _Session:
         if event.params:
             refusal = _ok(555, "5.5.4", "RCPT parameters not supported")
         else:
-            refusal = yield Call("rcpt_to", event.address, event.params)
+            refusal = yield from self.ask("rcpt_to", event.address, event.params)
         if refusal is None:
             env.rcpt_tos.append(event.address)
             env.rcpt_params.append(event.params)
             refusal = _ok(250, "2.1.5", "Recipient OK")
         yield from self.reply(refusal)
 
+    def ask(self, name: str, *args: object) -> Operation[Reply | None]:
+        """The application's verdict: None accepts; a failure is answered 451."""
+        try:
+            verdict = yield Call(name, *args)
+        except Exception:
+            return _ok(451, "4.3.0", "Local error in processing")
+        if verdict is not None and not isinstance(verdict, Reply):
+            return _ok(451, "4.3.0", "Local error in processing")
+        return verdict
+
     def deliver(self) -> Operation[None]:
         data = b"".join(self.data)
         self.data = []
-        try:
-            refusal = yield Call("message", self.envelope, data)
-        except Exception:
-            refusal = _ok(451, "4.3.0", "Local error in processing")
+        refusal = yield from self.ask("message", self.envelope.copy(), data)
         if refusal is None:
             refusal = _ok(250, "2.0.0", "Message accepted for delivery")
         yield from self.reply(refusal)

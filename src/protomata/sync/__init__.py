@@ -13,8 +13,10 @@ from ..http._operations import (
 )
 from ._httpclient import ClientResponse, HTTPClient, get, request
 from ._httpserver import HTTPServer, ServerRequest, http_date, iter_spec
+from ._pop3server import POP3Server
 from ._runner import run
 from ._server import TCPServer, listen_tcp
+from ._smtpserver import MaildirHandler, SMTPServer
 from ._static import static_handler
 from ._stream import SocketStream, Timeouts, connect_tcp
 from ._wsgi import wsgi_handler
@@ -24,8 +26,11 @@ __all__ = [
     "HTTPClient",
     "HTTPError",
     "HTTPServer",
+    "MaildirHandler",
+    "POP3Server",
     "ProtocolFailure",
     "ResponseSpec",
+    "SMTPServer",
     "ServerRequest",
     "ServerSettings",
     "SocketStream",

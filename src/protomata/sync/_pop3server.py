@@ -20,22 +20,15 @@ from typing import Any
 from .._core._ops import Call
 from ..pop3 import SERVER
 from ..pop3._connection import Connection
-from ..pop3._server import SessionSettings, maildir_uid, serve_session
+from ..pop3._server import SessionSettings, maildir_uid, serve_session, to_crlf
 from ._runner import run
 from ._server import TCPServer
 from ._stream import SocketStream, Timeouts
 
-__all__ = ["Maildir", "POP3Server", "to_crlf"]
+__all__ = ["Maildir", "POP3Server"]
 
 #: RFC 1939 section 3: the autologout timer is at least 10 minutes.
 DEFAULT_POP3_TIMEOUTS = Timeouts(600.0, idle=600.0)
-
-
-def to_crlf(data: bytes) -> bytes:
-    """*data* with every bare LF turned into CRLF (CRLF stays as it is)."""
-    if b"\n" not in data:
-        return data
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 class Maildir:
@@ -116,6 +109,8 @@ class POP3Server(TCPServer):
     second login answers ``-ERR [IN-USE]``).  With *tls_context* the server
     offers STLS (RFC 2595); the connection starts in plaintext.  Deleted
     messages are removed only when the client ends the session with QUIT.
+    Messages are sent in their wire form (:func:`~protomata.pop3._server.to_crlf`),
+    and LIST sizes are those of the wire form.
     """
 
     def __init__(
@@ -129,12 +124,16 @@ class POP3Server(TCPServer):
         timeouts: Timeouts | None = None,
         max_connections: int = 100,
         greeting: str = "protomata POP3 server ready",
+        reuse_port: bool = False,
+        grace: float = 10.0,
     ) -> None:
         super().__init__(
             host,
             port,
             max_connections=max_connections,
             timeouts=timeouts or DEFAULT_POP3_TIMEOUTS,
+            reuse_port=reuse_port,
+            grace=grace,
         )
         self.maildir = os.fspath(maildir)
         self.users = dict(users)

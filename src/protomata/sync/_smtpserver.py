@@ -167,6 +167,7 @@ class SMTPServer(TCPServer):
 
     @property
     def url(self) -> str:
+        """``smtp://host:port`` of the listening socket."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"smtp://{host}:{self.port}"
 
@@ -179,18 +180,22 @@ class SMTPServer(TCPServer):
 
     def _on_call(self, call: Call) -> Any:
         name = call.name
-        if name == "message":
-            try:
-                return self._message(*call.args)
-            except Exception:
-                logger.exception("the message handler failed")
-                raise
-        if name in ("mail_from", "rcpt_to"):
-            method = getattr(self.handler, name, None)
-            return method(*call.args) if method is not None else None
         if name == "authenticate":
             return self.authenticate(*call.args)
-        raise RuntimeError(f"unknown call {name!r}")
+        method: Callable[..., Any] | None
+        if name == "message":
+            method = self._message
+        elif name in ("mail_from", "rcpt_to"):
+            method = getattr(self.handler, name, None)
+            if method is None:
+                return None
+        else:
+            raise RuntimeError(f"unknown call {name!r}")
+        try:
+            return method(*call.args)
+        except Exception:
+            logger.exception("the SMTP handler's %s() failed", name)
+            raise
 
     def handle_connection(self, stream: SocketStream) -> None:
         """Serve one SMTP session on *stream*."""

@@ -1,0 +1,131 @@
+"""``protomata serve smtp``: a mail sink storing messages in a Maildir.
+
+Registered by :func:`add_parser` under ``serve``; also runnable alone as
+``python -m protomata.cli._serve_smtp [options]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import ssl
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, IO_CHOICES, CLIError, UsageError, _port, error
+
+__all__ = ["add_parser", "main", "serve_smtp"]
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    parser.add_argument("--port", type=_port, default=8025, help="TCP port (%(default)s)")
+    parser.add_argument(
+        "--maildir", metavar="DIR", default="Maildir", help="store messages here (%(default)s)"
+    )
+    parser.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="offer AUTH PLAIN/LOGIN for this user (repeatable)",
+    )
+    parser.add_argument("--tls-cert", metavar="FILE", help="offer STARTTLS with this certificate")
+    parser.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert")
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        default=32 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest message accepted (%(default)s)",
+    )
+    parser.add_argument("--io", choices=IO_CHOICES, default="sync", help="I/O adapter (sync)")
+
+
+def add_parser(protocols: Any) -> argparse.ArgumentParser:
+    """Add the ``smtp`` command to the ``serve`` subparsers *protocols*."""
+    parser: argparse.ArgumentParser = protocols.add_parser(
+        "smtp",
+        help="an SMTP mail sink storing messages in a Maildir",
+        description=(
+            "Accept mail over SMTP and store each message in a Maildir until SIGINT or "
+            "SIGTERM. The address is printed on standard output once the server listens."
+        ),
+        epilog="Exit status: 0 stopped by a signal, 1 runtime failure, 2 usage error.",
+    )
+    _configure(parser)
+    return parser
+
+
+def _users(specs: list[str]) -> dict[str, str]:
+    users: dict[str, str] = {}
+    for spec in specs:
+        name, sep, password = spec.partition(":")
+        if not sep or not name:
+            raise UsageError(f"--user wants NAME:PASSWORD, not {spec!r}")
+        users[name] = password
+    return users
+
+
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if not args.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load the TLS certificate or key: {exc}") from exc
+    return context
+
+
+def serve_smtp(args: argparse.Namespace) -> int:
+    """Run ``serve smtp``; return the exit status."""
+    if args.io != "sync":
+        raise UsageError(f"--io {args.io} has no SMTP server yet (use --io sync)")
+    if args.max_size < 1:
+        raise UsageError("--max-size must be at least 1")
+    users = _users(args.user)
+    tls = _tls_context(args)
+    maildir = os.path.abspath(args.maildir)
+    from ..sync._smtpserver import SMTPServer
+
+    try:
+        server = SMTPServer(
+            None,
+            args.host,
+            args.port,
+            maildir=maildir,
+            users=users,
+            tls_context=tls,
+            max_message_size=args.max_size,
+        )
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    host = f"[{server.host}]" if ":" in server.host else server.host
+    print(f"Serving SMTP on {host}:{server.port} (maildir: {maildir})", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse *argv* as ``serve smtp`` options and run; return the exit status."""
+    parser = argparse.ArgumentParser(prog="protomata serve smtp")
+    _configure(parser)
+    args = parser.parse_args(argv)
+    try:
+        return serve_smtp(args)
+    except UsageError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except CLIError as exc:
+        error(str(exc))
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
