@@ -13,6 +13,7 @@ from ..http._operations import (
 )
 from ._httpclient import ClientResponse, HTTPClient, get, request
 from ._httpserver import HTTPServer, ServerRequest, http_date, iter_spec
+from ._maildir import Maildir, MaildirMailbox
 from ._pop3server import POP3Server
 from ._runner import run
 from ._server import TCPServer, listen_tcp
@@ -26,7 +27,9 @@ __all__ = [
     "HTTPClient",
     "HTTPError",
     "HTTPServer",
+    "Maildir",
     "MaildirHandler",
+    "MaildirMailbox",
     "POP3Server",
     "ProtocolFailure",
     "ResponseSpec",

@@ -20,86 +20,16 @@ from typing import Any
 from .._core._ops import Call
 from ..pop3 import SERVER
 from ..pop3._connection import Connection
-from ..pop3._server import SessionSettings, maildir_uid, serve_session, to_crlf
+from ..pop3._server import SessionSettings, serve_session
+from ._maildir import MaildirMailbox
 from ._runner import run
 from ._server import TCPServer
 from ._stream import SocketStream, Timeouts
 
-__all__ = ["Maildir", "POP3Server"]
+__all__ = ["POP3Server"]
 
 #: RFC 1939 section 3: the autologout timer is at least 10 minutes.
 DEFAULT_POP3_TIMEOUTS = Timeouts(600.0, idle=600.0)
-
-
-class Maildir:
-    """The file side of a Maildir (``new/``, ``cur/``, ``tmp/``) for one session."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = os.fspath(root)
-        self._paths: dict[str, str] = {}
-
-    def messages(self) -> list[tuple[str, int]]:
-        """``(uid, size)`` of each message in ``new/`` and ``cur/``, oldest name first.
-
-        The size is the size on the wire (CRLF line ends).
-        """
-        found: list[tuple[str, str]] = []
-        for sub in ("new", "cur"):
-            directory = os.path.join(self.root, sub)
-            try:
-                names = os.listdir(directory)
-            except FileNotFoundError:
-                continue
-            for name in names:
-                if name.startswith("."):
-                    continue
-                path = os.path.join(directory, name)
-                if os.path.isfile(path):
-                    found.append((name, path))
-        found.sort()
-        self._paths.clear()
-        listing: list[tuple[str, int]] = []
-        for name, path in found:
-            uid = maildir_uid(name)
-            if uid in self._paths:
-                continue  # the same message in new/ and cur/ (a concurrent move)
-            try:
-                size = len(self._read(path))
-            except OSError:
-                continue
-            self._paths[uid] = path
-            listing.append((uid, size))
-        return listing
-
-    @staticmethod
-    def _read(path: str) -> bytes:
-        with open(path, "rb") as file:
-            return to_crlf(file.read())
-
-    def read(self, uid: str) -> bytes | None:
-        """The message *uid* with CRLF line ends, or None if it vanished."""
-        path = self._paths.get(uid)
-        if path is None:
-            return None
-        try:
-            return self._read(path)
-        except OSError:
-            return None
-
-    def delete(self, uids: list[str]) -> bool:
-        """Unlink the messages *uids*; False if one of them could not be removed."""
-        ok = True
-        for uid in uids:
-            path = self._paths.pop(uid, None)
-            if path is None:
-                continue
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass  # already gone: deleted is deleted
-            except OSError:
-                ok = False
-        return ok
 
 
 class POP3Server(TCPServer):
@@ -155,7 +85,7 @@ class POP3Server(TCPServer):
     def handle_connection(self, stream: SocketStream) -> None:
         """Run one POP3 session over *stream*."""
         stream.tls_context = self.stls_context
-        maildir = Maildir(self.maildir)
+        maildir = MaildirMailbox(self.maildir)
         held: list[str] = []
 
         def open_mailbox(user: str) -> list[tuple[str, int]] | None:

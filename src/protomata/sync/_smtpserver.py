@@ -8,14 +8,11 @@ and messages, and the default handler stores every message in a Maildir.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import logging
 import os
 import socket
 import ssl
-import threading
-import time
 from collections.abc import Callable, Mapping
 from email.utils import formatdate
 from typing import Any
@@ -24,67 +21,19 @@ from .._core import SERVER
 from .._core._ops import Call
 from ..smtp._connection import Connection
 from ..smtp._events import Reply
-from ..smtp._maildir import maildir_content, maildir_name
+from ..smtp._maildir import maildir_content
 from ..smtp._server import Envelope, SessionSettings, serve_session
+from ._maildir import Maildir
 from ._runner import run
 from ._server import TCPServer
 from ._stream import SocketStream, Timeouts
 
-__all__ = ["Maildir", "MaildirHandler", "SMTPServer"]
+__all__ = ["MaildirHandler", "SMTPServer"]
 
 logger = logging.getLogger("protomata.smtp")
 
 #: The default largest message (RFC 1870 SIZE), in bytes.
 DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class Maildir:
-    """A Maildir directory (created with ``tmp/``, ``new/`` and ``cur/`` if missing).
-
-    :meth:`deliver` makes a message durable before it returns: written to
-    ``tmp/``, flushed and fsynced, renamed into ``new/``, and ``new/``
-    fsynced.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], hostname: str | None = None) -> None:
-        self.path = os.fspath(path)
-        self.hostname = hostname or socket.gethostname()
-        for sub in ("tmp", "new", "cur"):
-            os.makedirs(os.path.join(self.path, sub), exist_ok=True)
-        self._counter = 0
-        self._lock = threading.Lock()
-
-    def _unique_name(self) -> str:
-        with self._lock:
-            self._counter += 1
-            counter = self._counter
-        return maildir_name(int(time.time()), os.getpid(), counter, self.hostname)
-
-    def deliver(self, content: bytes) -> str:
-        """Store *content* durably as a new message; return the file's path in ``new/``."""
-        name = self._unique_name()
-        tmp_path = os.path.join(self.path, "tmp", name)
-        new_path = os.path.join(self.path, "new", name)
-        try:
-            with open(tmp_path, "xb") as file:
-                file.write(content)
-                file.flush()
-                os.fsync(file.fileno())
-            os.rename(tmp_path, new_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_path)
-            raise
-        _fsync_dir(os.path.join(self.path, "new"))
-        return new_path
 
 
 class MaildirHandler:

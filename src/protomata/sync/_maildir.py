@@ -1,0 +1,153 @@
+"""Maildir storage: the file side of the mail servers and of ``fetch-mail``.
+
+One directory, two uses.  :class:`Maildir` creates the layout and delivers
+messages durably (the SMTP sink acknowledges a message only after
+:meth:`Maildir.deliver` returned); :class:`MaildirMailbox` is one POP3
+session's view of the messages, which deletes only what the session marked,
+when it ends with QUIT.  Only file handling lives here: naming, trace
+fields and line-end conversions are pure (``protomata.smtp._maildir``,
+``protomata.pop3._server``).  The asyncio and trio adapters call these
+methods in worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+
+from ..pop3._server import maildir_uid, to_crlf
+from ..smtp._maildir import maildir_name
+
+__all__ = ["Maildir", "MaildirMailbox"]
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Maildir:
+    """A Maildir directory: ``tmp/``, ``new/`` and ``cur/`` under *path*.
+
+    With *create* (the default) missing directories are made; without it a
+    missing Maildir raises :class:`FileNotFoundError`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], hostname: str | None = None, *, create: bool = True
+    ) -> None:
+        self.path = os.fspath(path)
+        self.hostname = hostname or socket.gethostname()
+        for sub in ("tmp", "new", "cur"):
+            directory = os.path.join(self.path, sub)
+            if create:
+                os.makedirs(directory, exist_ok=True)
+            elif not os.path.isdir(directory):
+                raise FileNotFoundError(f"not a Maildir (no {sub}/): {self.path}")
+        self._counter = 0
+        self._lock = threading.Lock()
+
+    def _unique_name(self) -> str:
+        with self._lock:
+            self._counter += 1
+            counter = self._counter
+        return maildir_name(int(time.time()), os.getpid(), counter, self.hostname)
+
+    def deliver(self, content: bytes) -> str:
+        """Store *content* durably as a new message; return its path in ``new/``.
+
+        Written to ``tmp/``, flushed and fsynced, renamed into ``new/``, and
+        ``new/`` fsynced, all before this returns.
+        """
+        name = self._unique_name()
+        tmp_path = os.path.join(self.path, "tmp", name)
+        new_path = os.path.join(self.path, "new", name)
+        try:
+            with open(tmp_path, "xb") as file:
+                file.write(content)
+                file.flush()
+                os.fsync(file.fileno())
+            os.rename(tmp_path, new_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+            raise
+        _fsync_dir(os.path.join(self.path, "new"))
+        return new_path
+
+
+class MaildirMailbox:
+    """One POP3 session's view of a :class:`Maildir` (or of a Maildir path)."""
+
+    def __init__(self, maildir: Maildir | str | os.PathLike[str]) -> None:
+        self.root = maildir.path if isinstance(maildir, Maildir) else os.fspath(maildir)
+        self._paths: dict[str, str] = {}
+
+    def messages(self) -> list[tuple[str, int]]:
+        """``(uid, size)`` of each message in ``new/`` and ``cur/``, oldest name first.
+
+        The size is the size on the wire (CRLF line ends).
+        """
+        found: list[tuple[str, str]] = []
+        for sub in ("new", "cur"):
+            directory = os.path.join(self.root, sub)
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.startswith("."):
+                    continue
+                path = os.path.join(directory, name)
+                if os.path.isfile(path):
+                    found.append((name, path))
+        found.sort()
+        self._paths.clear()
+        listing: list[tuple[str, int]] = []
+        for name, path in found:
+            uid = maildir_uid(name)
+            if uid in self._paths:
+                continue  # the same message in new/ and cur/ (a concurrent move)
+            try:
+                size = len(self._read(path))
+            except OSError:
+                continue
+            self._paths[uid] = path
+            listing.append((uid, size))
+        return listing
+
+    @staticmethod
+    def _read(path: str) -> bytes:
+        with open(path, "rb") as file:
+            return to_crlf(file.read())
+
+    def read(self, uid: str) -> bytes | None:
+        """The message *uid* with CRLF line ends, or None if it vanished."""
+        path = self._paths.get(uid)
+        if path is None:
+            return None
+        try:
+            return self._read(path)
+        except OSError:
+            return None
+
+    def delete(self, uids: list[str]) -> bool:
+        """Unlink the messages *uids*; False if one of them could not be removed."""
+        ok = True
+        for uid in uids:
+            path = self._paths.pop(uid, None)
+            if path is None:
+                continue
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass  # already gone: deleted is deleted
+            except OSError:
+                ok = False
+        return ok
