@@ -17,6 +17,7 @@ from ..sync._server import listen_tcp
 from ._asgi import ASGIApp, ASGIServer, serve_asgi
 from ._httpclient import ClientResponse, HTTPClient, get, request
 from ._httpserver import HTTPServer, ServerRequest, http_date, iter_spec
+from ._mailservers import POP3Server, SMTPServer
 from ._runner import run
 from ._server import TCPServer
 from ._static import static_handler
@@ -31,8 +32,10 @@ __all__ = [
     "HTTPClient",
     "HTTPError",
     "HTTPServer",
+    "POP3Server",
     "ProtocolFailure",
     "ResponseSpec",
+    "SMTPServer",
     "ServerRequest",
     "ServerSettings",
     "Stream",
