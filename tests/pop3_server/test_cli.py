@@ -59,7 +59,6 @@ def test_serve_pop3_subprocess_stops_on_sigint(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--user", "a:b", "--io", "trio"], "--io trio has no POP3 server yet"),
         (["--user", "a:b", "--tls-cert", "x.pem"], "--tls-cert and --tls-key go together"),
     ],
 )

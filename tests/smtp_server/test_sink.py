@@ -350,10 +350,27 @@ def test_cli_serves_until_sigint(maildir: Path) -> None:
     assert stored.endswith(b"Subject: cli\n\nvia cli\n")
 
 
+@pytest.mark.parametrize("io", ["asyncio", "trio"])
+def test_cli_serves_on_each_async_adapter(maildir: Path, io: str) -> None:
+    proc, port = _start_cli(maildir, "--io", io)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+            assert (
+                client.sendmail("a@x", ["b@y"], b"Subject: " + io.encode() + b"\r\n\r\nhi\r\n")
+                == {}
+            )
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    [stored] = _messages(maildir)
+    assert stored.endswith(b"Subject: " + io.encode() + b"\n\nhi\n")
+
+
 def test_cli_usage_errors(tmp_path: Path) -> None:
     from protomata.cli._serve_smtp import main
 
-    assert main(["--io", "trio", "--maildir", str(tmp_path)]) == 2
     assert main(["--user", "nopassword", "--maildir", str(tmp_path)]) == 2
     assert main(["--tls-cert", "x.pem", "--maildir", str(tmp_path)]) == 2
 

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``protomata`` command (every subcommand has --help)."""
     parser = argparse.ArgumentParser(
         prog="protomata",
-        description="Sans-I/O internet protocols: serve and fetch over HTTP.",
+        description="Sans-I/O internet protocols: serve and fetch over HTTP, SMTP and POP3.",
         epilog="Exit status: 0 ok, 1 runtime failure, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"protomata {__version__}")
@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress bar on stderr: auto shows it for long downloads on a terminal",
     )
+    from ._mail import add_parsers as add_mail_parsers
+
+    add_mail_parsers(commands)
     return parser
 
 
@@ -168,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._serve import serve_http
 
             return serve_http(args)
+        if args.command in ("send-mail", "fetch-mail"):
+            from ._mail import run as run_mail
+
+            return run_mail(args)
         from ._get import get
 
         return get(args)
@@ -178,4 +185,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         error(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED if args.command == "get" else EXIT_OK
+        # A client interrupted mid-transfer failed; a server stopped by ^C did its job.
+        return EXIT_INTERRUPTED if args.command in ("get", "send-mail", "fetch-mail") else EXIT_OK

@@ -7,12 +7,15 @@ same arguments as ``protomata serve pop3``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import ssl
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, IO_CHOICES, CLIError, UsageError, error
+from ._serve import _run as run_server
 
 __all__ = ["add_pop3_parser", "main", "serve_pop3"]
 
@@ -87,23 +90,39 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 def serve_pop3(args: argparse.Namespace) -> int:
     """Run ``serve pop3``; return the exit status."""
-    if args.io != "sync":
-        raise UsageError(f"--io {args.io} has no POP3 server yet (use --io sync)")
     maildir = os.path.abspath(args.maildir)
     if not os.path.isdir(maildir):
         raise UsageError(f"--maildir {args.maildir!r} is not a directory")
     tls = _tls_context(args)
-    from ..sync._pop3server import POP3Server
+    server_class = _server_class(args.io)
 
     try:
-        server = POP3Server(
+        server = server_class(
             args.host, args.port, maildir=maildir, users=dict(args.user), tls_context=tls
         )
     except OSError as exc:
         raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
-    print(f"Serving POP3 on {args.host}:{server.port} (maildir: {maildir})", flush=True)
-    server.serve_forever()
+    banner = f"Serving POP3 on {args.host}:{server.port} (maildir: {maildir})"
+    with contextlib.suppress(KeyboardInterrupt):
+        run_server(server, args.io, lambda: print(banner, flush=True))
     return EXIT_OK
+
+
+def _server_class(io: str) -> Any:
+    """The POP3Server class of the adapter *io* (all take the same arguments)."""
+    if io == "asyncio":
+        from ..asyncio import POP3Server as AsyncioPOP3Server
+
+        return AsyncioPOP3Server
+    if io == "trio":
+        try:
+            from ..trio import POP3Server as TrioPOP3Server
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        return TrioPOP3Server
+    from ..sync import POP3Server
+
+    return POP3Server
 
 
 def main(argv: Sequence[str] | None = None) -> int:

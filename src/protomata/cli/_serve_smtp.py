@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, IO_CHOICES, CLIError, UsageError, _port, error
+from ._serve import _run as run_server
 
 __all__ = ["add_parser", "main", "serve_smtp"]
 
@@ -84,17 +85,15 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 def serve_smtp(args: argparse.Namespace) -> int:
     """Run ``serve smtp``; return the exit status."""
-    if args.io != "sync":
-        raise UsageError(f"--io {args.io} has no SMTP server yet (use --io sync)")
     if args.max_size < 1:
         raise UsageError("--max-size must be at least 1")
     users = _users(args.user)
     tls = _tls_context(args)
     maildir = os.path.abspath(args.maildir)
-    from ..sync._smtpserver import SMTPServer
+    server_class = _server_class(args.io)
 
     try:
-        server = SMTPServer(
+        server = server_class(
             None,
             args.host,
             args.port,
@@ -106,10 +105,27 @@ def serve_smtp(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     host = f"[{server.host}]" if ":" in server.host else server.host
-    print(f"Serving SMTP on {host}:{server.port} (maildir: {maildir})", flush=True)
+    banner = f"Serving SMTP on {host}:{server.port} (maildir: {maildir})"
     with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
+        run_server(server, args.io, lambda: print(banner, flush=True))
     return EXIT_OK
+
+
+def _server_class(io: str) -> Any:
+    """The SMTPServer class of the adapter *io* (all take the same arguments)."""
+    if io == "asyncio":
+        from ..asyncio import SMTPServer as AsyncioSMTPServer
+
+        return AsyncioSMTPServer
+    if io == "trio":
+        try:
+            from ..trio import SMTPServer as TrioSMTPServer
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        return TrioSMTPServer
+    from ..sync import SMTPServer
+
+    return SMTPServer
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ handshake and resumes the generator, which then calls
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import Iterable, Sequence
 
@@ -17,6 +18,8 @@ from .._core import NEED_DATA, PAUSED
 from .._core._ops import Operation, Receive, Send, StartTLS
 from ._connection import Connection, State
 from ._events import (
+    Auth,
+    AuthContinuation,
     ConnectionClosed,
     Data,
     DataChunk,
@@ -31,7 +34,7 @@ from ._events import (
 )
 from ._events import StartTLS as StartTLSCommand
 
-__all__ = ["SMTPError", "SMTPRecipientsRefused", "read_reply", "send_mail"]
+__all__ = ["SMTPError", "SMTPRecipientsRefused", "authenticate", "read_reply", "send_mail"]
 
 
 class SMTPError(Exception):
@@ -81,6 +84,38 @@ def _hello(conn: Connection, local_hostname: str) -> Operation[None]:
         _expect((yield from read_reply(conn)), (250,), "HELO")
 
 
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def authenticate(conn: Connection, username: str, password: str) -> Operation[None]:
+    """AUTH with PLAIN, or LOGIN when only that is offered (RFC 4954); 235 or :class:`SMTPError`.
+
+    Call it after EHLO (and after STARTTLS: the password is sent as is).
+    """
+    mechanisms = conn.extensions.auth_mechanisms
+    if "PLAIN" in mechanisms:
+        token = _b64(f"\0{username}\0{password}")
+        yield Send(conn.send(Auth("PLAIN", token)))
+        reply = yield from read_reply(conn)
+    elif "LOGIN" in mechanisms:
+        yield Send(conn.send(Auth("LOGIN")))
+        reply = yield from read_reply(conn)
+        for secret in (username, password):
+            if reply.code != 334:
+                break
+            yield Send(conn.send(AuthContinuation(_b64(secret))))
+            reply = yield from read_reply(conn)
+    elif not mechanisms:
+        raise SMTPError("the server does not offer AUTH")
+    else:
+        raise SMTPError(f"no AUTH mechanism in common (offered: {' '.join(sorted(mechanisms))})")
+    if reply.code == 334:  # a further challenge we cannot answer: cancel the exchange
+        yield Send(conn.send(AuthContinuation("*")))
+        reply = yield from read_reply(conn)
+    _expect(reply, (235,), "AUTH")
+
+
 def send_mail(
     conn: Connection,
     sender: str,
@@ -92,12 +127,15 @@ def send_mail(
     server_hostname: str | None = None,
     mail_params: Iterable[tuple[str, str | None]] = (),
     quit: bool = True,
+    auth: tuple[str, str] | None = None,
 ) -> Operation[dict[str, Reply]]:
     """Deliver *message* from *sender* to *recipients* over a fresh client *conn*.
 
     :param starttls: ``"never"``, ``"if-offered"`` or ``"required"`` (an
         :class:`SMTPError` if the server does not offer it).
     :param server_hostname: the name the adapter checks the certificate for.
+    :param auth: ``(username, password)`` to log in with before MAIL
+        (:func:`authenticate`).
     :returns: the refused recipients, each with its reply (as smtplib's
         ``sendmail`` does); refusing all raises :class:`SMTPRecipientsRefused`.
         For LMTP, per-recipient delivery failures after the data are
@@ -116,6 +154,8 @@ def send_mail(
             yield from _hello(conn, local_hostname)
         elif starttls == "required":
             raise SMTPError("the server does not offer STARTTLS")
+    if auth is not None:
+        yield from authenticate(conn, *auth)
     params = list(mail_params)
     size = conn.extensions.size
     if size and len(message) > size:
