@@ -1,260 +1,37 @@
-"""The asyncio SMTP sink and POP3 server: the pure sessions over asyncio streams.
+"""The asyncio SMTP sink and POP3 server.
 
-The dialogues are :func:`protomata.smtp._server.serve_session` and
-:func:`protomata.pop3._server.serve_session`; these classes only carry out
-their calls.  Every file operation (creating the Maildir, delivering,
-listing, reading and deleting messages) runs in a worker thread with
-:func:`asyncio.to_thread`, so the event loop never waits on the disk.
+Everything but the event loop comes from :mod:`protomata.sync._asyncmail`
+(shared with the other async adapter); this module supplies :func:`asyncio.to_thread`
+for file work and the asyncio runner.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import inspect
-import itertools
-import logging
-import os
-import socket
-import ssl
-import time
-from collections.abc import Callable, Mapping
-from email.utils import formatdate
+from collections.abc import Callable
 from typing import Any
 
-from .._core import SERVER
-from .._core._ops import Call
-from ..pop3._connection import Connection as POP3Connection
-from ..pop3._server import SessionSettings as POP3Settings
-from ..pop3._server import serve_session as serve_pop3_session
-from ..smtp._connection import Connection as SMTPConnection
-from ..smtp._events import Reply
-from ..smtp._maildir import maildir_content
-from ..smtp._server import Envelope
-from ..smtp._server import SessionSettings as SMTPSettings
-from ..smtp._server import serve_session as serve_smtp_session
-from ..sync._maildir import Maildir, MaildirMailbox
-from ..sync._pop3server import DEFAULT_POP3_TIMEOUTS
-from ..sync._smtpserver import DEFAULT_MAX_MESSAGE_SIZE
+from .._core._ops import Call, Operation
+from ..sync._asyncmail import AsyncPOP3Service, AsyncSMTPSink
 from ._runner import run
 from ._server import TCPServer
-from ._stream import Stream, Timeouts
 
 __all__ = ["POP3Server", "SMTPServer"]
 
-logger = logging.getLogger("protomata.smtp")
+
+class _Loop:
+    """The asyncio side of the shared mail servers: file work and the runner."""
+
+    async def _to_thread(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(func, *args)
+
+    async def _run(self, op: Operation[Any], stream: Any, on_call: Callable[[Call], Any]) -> Any:
+        return await run(op, stream, on_call)
 
 
-def _password_matches(expected: str | None, given: str) -> bool:
-    """Constant-time comparison; an unknown user (*expected* None) never matches."""
-    wanted = (expected or "").encode("utf-8")
-    ok = hmac.compare_digest(wanted, given.encode("utf-8", "surrogateescape"))
-    return expected is not None and ok
+class SMTPServer(_Loop, AsyncSMTPSink, TCPServer):
+    __doc__ = AsyncSMTPSink.__doc__
 
 
-class SMTPServer(TCPServer):
-    """An asyncio SMTP server (a mail sink): one task per connection.
-
-    :param handler: an object with any of these methods (all optional, plain
-        or ``async``): ``mail_from(address, params)`` and
-        ``rcpt_to(address, params)`` return a :class:`~protomata.smtp.Reply`
-        to refuse or None to accept; ``message(envelope, data)`` stores the
-        message (bytes as received, CRLF line endings) and returns None to
-        accept or a Reply to refuse.  Plain methods run on the event loop and
-        must not block.  Without a handler, or without its ``message``
-        method, messages go to *maildir*.
-    :param maildir: a directory to store messages in (Maildir format; created
-        when the server starts, in a worker thread).
-    :param users: ``{name: password}``; AUTH PLAIN/LOGIN is offered when given
-        (after STARTTLS when *tls_context* is set).
-    :param tls_context: a server-side context; STARTTLS is offered when given.
-    :param max_message_size: the SIZE limit; bigger messages get 552.
-    :param hostname: the name the server greets with (default: the host name).
-
-    A subclass overriding :meth:`on_startup` must await ``super().on_startup()``.
-    """
-
-    def __init__(
-        self,
-        handler: Any = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        maildir: str | os.PathLike[str] | None = None,
-        users: Mapping[str, str] | None = None,
-        tls_context: ssl.SSLContext | None = None,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        timeouts: Timeouts | None = None,
-        hostname: str | None = None,
-        max_connections: int = 1000,
-        reuse_port: bool = False,
-        grace: float = 10.0,
-    ) -> None:
-        self.hostname = hostname or socket.gethostname()
-        self.maildir_path = os.fspath(maildir) if maildir is not None else None
-        #: the :class:`~protomata.sync._maildir.Maildir`, once the server started
-        self.maildir: Maildir | None = None
-        message: Callable[[Envelope, bytes], Any] | None = getattr(handler, "message", None)
-        if message is None:
-            if self.maildir_path is None:
-                raise ValueError("give a maildir or a handler with a message() method")
-            message = self._store
-        self.handler = handler
-        self._message = message
-        self.users = dict(users) if users else {}
-        self.starttls_context = tls_context
-        self.max_message_size = max_message_size
-        self.settings = SMTPSettings(
-            self.hostname,
-            tls_available=tls_context is not None,
-            auth_available=bool(self.users),
-        )
-        super().__init__(
-            host,
-            port,
-            max_connections=max_connections,
-            tls_context=None,  # TLS starts with STARTTLS, not on connect
-            timeouts=timeouts or Timeouts(300.0),
-            reuse_port=reuse_port,
-            grace=grace,
-        )
-
-    @property
-    def url(self) -> str:
-        """``smtp://host:port`` of the listening socket."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"smtp://{host}:{self.port}"
-
-    async def on_startup(self) -> None:
-        """Create the Maildir (in a worker thread) before accepting connections."""
-        if self.maildir_path is not None and self.maildir is None:
-            self.maildir = await asyncio.to_thread(Maildir, self.maildir_path, self.hostname)
-
-    def authenticate(self, username: str, password: str) -> bool:
-        """Whether *username* and *password* match a configured user."""
-        return _password_matches(self.users.get(username), password)
-
-    async def _store(self, envelope: Envelope, data: bytes) -> Reply | None:
-        """The default ``message``: deliver to the Maildir with trace headers."""
-        maildir = self.maildir
-        if maildir is None:
-            raise RuntimeError("the server has not started")
-        content = maildir_content(envelope, data, maildir.hostname, formatdate(localtime=True))
-        await asyncio.to_thread(maildir.deliver, content)
-        return None
-
-    async def _invoke(self, name: str, method: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        try:
-            result = method(*args)
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception:
-            logger.exception("the SMTP handler's %s() failed", name)
-            raise
-        return result
-
-    def _on_call(self, call: Call) -> Any:
-        name = call.name
-        if name == "authenticate":
-            return self.authenticate(*call.args)
-        method: Callable[..., Any] | None
-        if name == "message":
-            method = self._message
-        elif name in ("mail_from", "rcpt_to"):
-            method = getattr(self.handler, name, None)
-            if method is None:
-                return None
-        else:
-            raise RuntimeError(f"unknown call {name!r}")
-        return self._invoke(name, method, call.args)
-
-    async def handle_connection(self, stream: Stream) -> None:
-        """Serve one SMTP session on *stream*."""
-        stream.tls_context = self.starttls_context
-        conn = SMTPConnection(SERVER, max_message_size=self.max_message_size)
-        await run(serve_smtp_session(conn, self.settings, stream.peer), stream, self._on_call)
-
-
-class POP3Server(TCPServer):
-    """Serve the Maildir *maildir* over POP3 to the users of *users* (name -> password).
-
-    Every user reads the same Maildir; one session at a time holds it (a
-    second login answers ``-ERR [IN-USE]``).  With *tls_context* the server
-    offers STLS (RFC 2595); the connection starts in plaintext.  Deleted
-    messages are removed only when the client ends the session with QUIT.
-    Listing, reading and deleting run in worker threads.
-    """
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        maildir: str | os.PathLike[str],
-        users: dict[str, str],
-        tls_context: ssl.SSLContext | None = None,
-        timeouts: Timeouts | None = None,
-        max_connections: int = 100,
-        greeting: str = "protomata POP3 server ready",
-        reuse_port: bool = False,
-        grace: float = 10.0,
-    ) -> None:
-        super().__init__(
-            host,
-            port,
-            max_connections=max_connections,
-            timeouts=timeouts or DEFAULT_POP3_TIMEOUTS,
-            reuse_port=reuse_port,
-            grace=grace,
-        )
-        self.maildir = os.fspath(maildir)
-        self.users = dict(users)
-        self.stls_context = tls_context
-        self.settings = POP3Settings(greeting=greeting, tls=tls_context is not None)
-        self._locked: set[str] = set()  # only touched on the event loop: no lock needed
-        self._counter = itertools.count()
-        self._hostname = socket.gethostname() or "localhost"
-
-    @property
-    def url(self) -> str:
-        """``pop://host:port/`` of the listening socket."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"pop://{host}:{self.port}/"
-
-    def _timestamp(self) -> str:
-        return f"<{os.getpid()}.{next(self._counter)}.{time.time_ns()}@{self._hostname}>"
-
-    async def handle_connection(self, stream: Stream) -> None:
-        """Run one POP3 session over *stream*."""
-        stream.tls_context = self.stls_context
-        mailbox = MaildirMailbox(self.maildir)
-        held: list[str] = []
-
-        async def open_mailbox(user: str) -> list[tuple[str, int]] | None:
-            if self.maildir in self._locked:
-                return None
-            self._locked.add(self.maildir)
-            held.append(self.maildir)
-            return await asyncio.to_thread(mailbox.messages)
-
-        def on_call(call: Call) -> Any:
-            name, args = call.name, call.args
-            if name == "timestamp":
-                return self._timestamp()
-            if name == "authenticate":
-                return _password_matches(self.users.get(args[0]), args[1])
-            if name == "apop_secret":
-                return self.users.get(args[0])
-            if name == "open_mailbox":
-                return open_mailbox(args[0])
-            if name == "read_message":
-                return asyncio.to_thread(mailbox.read, args[0])
-            if name == "delete":
-                return asyncio.to_thread(mailbox.delete, list(args[0]))
-            raise RuntimeError(f"unknown POP3 call {name!r}")
-
-        try:
-            await run(serve_pop3_session(POP3Connection(SERVER), self.settings), stream, on_call)
-        finally:
-            for name in held:
-                self._locked.discard(name)
+class POP3Server(_Loop, AsyncPOP3Service, TCPServer):
+    __doc__ = AsyncPOP3Service.__doc__
