@@ -15,8 +15,8 @@ from protomata.pop3 import Connection
 from protomata.pop3._client import POP3Error, login, retrieve, start_tls, stat
 from protomata.pop3._client import greeting as read_greeting
 from protomata.sync import POP3Server, Timeouts
-from protomata.sync._mailclients import POP3Client
 from protomata.sync._maildir import Maildir
+from protomata.sync._pop3client import POP3Client
 
 from .conftest import TLS, TLSProxy
 

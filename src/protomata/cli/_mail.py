@@ -163,8 +163,8 @@ def _mailbox_url(url: str) -> tuple[str, int, bool, str, str]:
 def fetch_mail(args: argparse.Namespace) -> int:
     """Run ``fetch-mail``; return the exit status."""
     from ..smtp._maildir import to_lf
-    from ..sync._mailclients import POP3Client, POP3Error
     from ..sync._maildir import Maildir
+    from ..sync._pop3client import POP3Client, POP3Error
 
     host, port, tls, user, password = _mailbox_url(args.url)
     if tls and args.stls:
