@@ -34,6 +34,7 @@ __all__ = [
     "Operation",
     "Receive",
     "Send",
+    "ServerShutdown",
     "StartTLS",
     "TimeoutKind",
     "drive_calls",
@@ -60,6 +61,17 @@ class IORequest:
         return all(getattr(self, n) == getattr(other, n) for n in names)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class ServerShutdown(Exception):
+    """Thrown into a server operation waiting in an idle :class:`Receive`
+    when its server shuts down gracefully.
+
+    The operation may say goodbye in the protocol's own way (SMTP's
+    ``421 4.3.2``, say) and return; if it lets the exception escape, the
+    adapter just closes the connection.  Adapters throw it only at a
+    ``Receive`` with ``timeout=TimeoutKind.IDLE``: work in flight finishes first.
+    """
 
 
 class TimeoutKind:

@@ -10,7 +10,7 @@ import signal
 import ssl
 from collections.abc import AsyncIterator
 
-from .._core._ops import TimeoutKind
+from .._core._ops import ServerShutdown, TimeoutKind
 from ..sync._server import listen_tcp
 from ._stream import Stream, Timeouts, _StreamProtocol
 
@@ -107,8 +107,8 @@ class TCPServer(abc.ABC):
         try:
             async with slots:
                 await self.handle_connection(stream)
-        except (OSError, ssl.SSLError, TimeoutError):
-            pass  # the peer went away or stalled; nothing left to answer
+        except (OSError, ssl.SSLError, TimeoutError, ServerShutdown):
+            pass  # the peer went away or stalled, or we are draining
         except Exception:
             log.exception("error serving a connection from %s", stream.peer)
         finally:

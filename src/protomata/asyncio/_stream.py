@@ -20,7 +20,7 @@ import socket
 import ssl
 from typing import Any
 
-from .._core._ops import TimeoutKind
+from .._core._ops import ServerShutdown, TimeoutKind
 from ..sync._stream import Timeouts
 
 __all__ = ["Stream", "Timeouts", "connect_tcp"]
@@ -138,7 +138,7 @@ class Stream:
         self.server_hostname = server_hostname
         self._pending: list[bytes] = []
         self._loop = protocol.loop
-        #: set by a draining server: idle waits end at once as EOF
+        #: set by a draining server: idle waits end at once with ServerShutdown
         self.draining = False
         #: a read is waiting for the next request on a keep-alive connection
         self.idle = False
@@ -233,7 +233,7 @@ class Stream:
         idle = timeout == TimeoutKind.IDLE
         if idle:
             if self.draining:
-                return b""
+                raise ServerShutdown
             self.idle = True
         limit = self.timeouts.by_kind.get(timeout)
         if timeout != _HEAD:
@@ -248,7 +248,7 @@ class Stream:
                 waiter = protocol.waiter = self._loop.create_future()
                 await self._wait(waiter, limit)
                 if self.draining and idle and not protocol.chunks:
-                    return b""
+                    raise ServerShutdown
                 data = self.receive_nowait(max_bytes)
                 if data is not None:
                     return data

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from .._core import CLIENT, NEED_DATA, LocalProtocolError, RemoteProtocolError
-from .._core._ops import Call, Close, Operation, Receive, Send, TimeoutKind
+from .._core._ops import Call, Close, Operation, Receive, Send, ServerShutdown, TimeoutKind
 from ._connection import Connection
 from ._events import (
     ConnectionClosed,
@@ -655,6 +655,9 @@ def serve_connection(conn: Connection, settings: ServerSettings) -> Operation[No
                 yield from _reply_error(conn, settings, 408)  # a head began: slow peer
             else:
                 yield Close()  # idle keep-alive connection
+            return
+        except ServerShutdown:  # idle between requests while the server drains
+            yield Close()
             return
         if type(event) is not Request:  # ConnectionClosed
             yield Close()

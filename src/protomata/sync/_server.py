@@ -10,7 +10,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 
-from .._core._ops import TimeoutKind
+from .._core._ops import ServerShutdown, TimeoutKind
 from ._stream import SocketStream, Timeouts
 
 __all__ = ["TCPServer", "listen_tcp"]
@@ -43,15 +43,21 @@ class _ServerStream(SocketStream):
         self.idle = False
 
     def receive_some(self, max_bytes: int = 65536, timeout: str = TimeoutKind.READ) -> bytes:
-        if timeout == TimeoutKind.IDLE:
-            if self._server.draining:
-                return b""
+        if timeout != TimeoutKind.IDLE:
+            return super().receive_some(max_bytes, timeout)
+        server = self._server
+        with server._lock:  # shutdown() sees this wait, or we see it draining
+            if server.draining:
+                raise ServerShutdown
             self.idle = True
-            try:
-                return super().receive_some(max_bytes, timeout)
-            finally:
+        try:
+            data = super().receive_some(max_bytes, timeout)
+        finally:
+            with server._lock:
                 self.idle = False
-        return super().receive_some(max_bytes, timeout)
+        if not data and server.draining:
+            raise ServerShutdown  # woken by shutdown(), which closed our read side
+        return data
 
 
 class TCPServer(abc.ABC):
@@ -136,8 +142,8 @@ class TCPServer(abc.ABC):
             with self._lock:
                 self._streams.add(stream)
             self.handle_connection(stream)
-        except (OSError, ssl.SSLError):
-            pass  # the peer went away or failed the handshake; nothing to answer
+        except (OSError, ssl.SSLError, ServerShutdown):
+            pass  # the peer went away, failed the handshake, or we are draining
         finally:
             if stream is not None:
                 with self._lock:
@@ -155,14 +161,17 @@ class TCPServer(abc.ABC):
         """
         if grace is None:
             grace = self.grace
-        self.draining = True
+        with self._lock:
+            self.draining = True
         self._stopped.wait(grace)
         with self._lock:
             idle = [s for s in self._streams if s.idle]
             threads = list(self._threads)
         for stream in idle:
+            # Ending only the read side wakes the idle wait and leaves the
+            # connection writable, so the protocol can say goodbye (SMTP 421).
             with contextlib.suppress(OSError):
-                stream.socket.shutdown(socket.SHUT_RDWR)
+                stream.socket.shutdown(socket.SHUT_RD)
         for thread in threads:
             thread.join(grace)
 

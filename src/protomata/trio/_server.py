@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import trio
 
-from .._core._ops import TimeoutKind
+from .._core._ops import ServerShutdown, TimeoutKind
 from ..sync._server import listen_tcp
 from ._stream import Stream, Timeouts
 
@@ -71,7 +71,7 @@ class _ServerStream(Stream):
         return self._idle_scope is not None
 
     def end_idle_wait(self) -> None:
-        """Make a wait for the next request end as if the peer had closed."""
+        """Make a wait for the next request end with :class:`ServerShutdown`."""
         if self._idle_scope is not None:
             self._idle_scope.cancel()
 
@@ -79,7 +79,7 @@ class _ServerStream(Stream):
         if timeout != TimeoutKind.IDLE:
             return await super().receive_some(max_bytes, timeout)
         if self._server.draining:
-            return b""
+            raise ServerShutdown
         await self.flush()
         with trio.CancelScope() as scope:
             self._idle_scope = scope
@@ -87,7 +87,7 @@ class _ServerStream(Stream):
                 return await super().receive_some(max_bytes, timeout)
             finally:
                 self._idle_scope = None
-        return b""  # the server is draining: no further request is read
+        raise ServerShutdown  # the server is draining: no further request is read
 
 
 class TCPServer(abc.ABC):
@@ -218,8 +218,14 @@ class TCPServer(abc.ABC):
             if self.tls_context is not None:
                 await stream.start_tls(server_side=True)
             await self.handle_connection(stream)
-        except (OSError, TimeoutError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the peer went away, stalled or failed the handshake
+        except (
+            OSError,
+            TimeoutError,
+            ServerShutdown,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+        ):
+            pass  # the peer went away, stalled or failed the handshake, or we drain
         except Exception:  # a bug must not bring the whole server down
             log.exception("error serving a connection")
         finally:
