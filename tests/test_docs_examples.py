@@ -370,7 +370,7 @@ def test_sync_tls_server_and_client(
     # Verification is on by default: the system's CAs do not know ours.
     result = _run_program(["sync_client.py", server.url])
     assert result.returncode == 1
-    assert result.stdout.startswith("failed: TLS failed with 127.0.0.1:")
+    assert result.stdout.startswith("failed: TLS certificate verification failed for 127.0.0.1:")
     assert "CERTIFICATE_VERIFY_FAILED" in result.stdout
     result = _run_program(["sync_client.py", server.url, "--insecure"])
     assert result.returncode == 0, result.stderr

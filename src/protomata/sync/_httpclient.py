@@ -23,6 +23,7 @@ from ..http._operations import (
     should_retry,
     transport_error,
 )
+from ._asynchttp import client_tls_context, connect_error
 from ._runner import run
 from ._stream import SocketStream, Timeouts, connect_tcp
 
@@ -131,13 +132,7 @@ class HTTPClient:
         max_idle_per_origin: int = 8,
     ) -> None:
         self.timeouts = Timeouts(timeout, connect=timeout, write=timeout)
-        if isinstance(verify, ssl.SSLContext):
-            self.tls_context = verify
-        else:
-            self.tls_context = ssl.create_default_context()
-            if not verify:
-                self.tls_context.check_hostname = False
-                self.tls_context.verify_mode = ssl.CERT_NONE
+        self.tls_context = client_tls_context(verify)
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
         self.max_idle_per_origin = max_idle_per_origin
@@ -156,10 +151,8 @@ class HTTPClient:
                 tls_context=self.tls_context,
                 tls=origin.tls,
             )
-        except ssl.SSLError as exc:
-            raise HTTPError(f"TLS failed with {origin.host}:{origin.port}: {exc}") from exc
-        except OSError as exc:
-            raise HTTPError(f"cannot connect to {origin.host}:{origin.port}: {exc}") from exc
+        except (ssl.SSLError, OSError) as exc:
+            raise connect_error(origin, exc) from exc
         return Connection(CLIENT), stream, False
 
     def _release(self, origin: Origin, conn: Connection, stream: SocketStream) -> None:
