@@ -32,9 +32,17 @@ __all__ = ["HTTPServer", "ServerRequest", "access_log_line", "http_date"]
 log = logging.getLogger("protomata.http")
 
 
+#: (second, its HTTP date); replaced whole, so threads never see half an update
+_date_cache: list[tuple[int, bytes]] = [(0, b"")]
+
+
 def http_date() -> bytes:
-    """The current time as an HTTP date (IMF-fixdate)."""
-    return formatdate(usegmt=True).encode("ascii")
+    """The current time as an HTTP date (IMF-fixdate), formatted once a second."""
+    now = int(time.time())
+    cached = _date_cache[0]
+    if cached[0] != now:
+        cached = _date_cache[0] = (now, formatdate(now, usegmt=True).encode("ascii"))
+    return cached[1]
 
 
 def clf_time() -> str:

@@ -1,243 +1,38 @@
-"""The trio HTTP server: one task per connection over the pure serve loop."""
+"""The trio HTTP server: one task per connection over the pure serve loop.
+
+All but the trio specifics lives in :mod:`protomata.sync._asynchttpserver`,
+shared with the asyncio server.
+"""
 
 from __future__ import annotations
 
-import logging
-import ssl
-import sys
-import traceback
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any
 
-from .._core._ops import Call
-from ..http import SERVER, Connection, Headers
-from ..http._operations import (
-    Exchange,
-    ResponseSpec,
-    ServerSettings,
-    end_response,
-    next_chunk,
-    read_request_body_chunk,
-    respond,
-    send_body,
-    serve_connection,
-    start_response,
-)
-from ..sync._httpserver import access_log_line, clf_time, http_date
+from ..http._operations import ResponseSpec
+from ..sync._asynchttpserver import AsyncHTTPService, AsyncServerRequest
+from ..sync._httpserver import http_date
 from ._runner import run
 from ._server import TCPServer
-from ._stream import Stream, Timeouts
 
 __all__ = ["HTTPServer", "ServerRequest", "http_date", "iter_spec"]
 
-log = logging.getLogger("protomata.http")
 
-
-def _date_only(call: Call) -> bytes:
-    if call.name == "date":
-        return http_date()
-    raise RuntimeError(f"unexpected call {call.name!r}")
-
-
-class ServerRequest:
+class ServerRequest(AsyncServerRequest):
     """A request as an async handler sees it; the body is read on demand."""
 
-    def __init__(
-        self,
-        exchange: Exchange,
-        conn: Connection,
-        stream: Stream,
-        settings: ServerSettings,
-        client: tuple[str, int],
-    ) -> None:
-        request = exchange.request
-        self.method: bytes = request.method
-        self.target: bytes = request.target
-        self.headers: Headers = request.headers
-        self.http_version: bytes = request.http_version
-        self.client = client
-        self._exchange = exchange
-        self._conn = conn
-        self._stream = stream
-        self._settings = settings
-        self._received = 0
-        self._finished = False
-
-    @property
-    def path(self) -> bytes:
-        """The target without its query."""
-        return self.target.partition(b"?")[0]
-
-    @property
-    def query(self) -> bytes:
-        """The query part of the target (after ``?``)."""
-        return self.target.partition(b"?")[2]
-
-    async def read_chunk(self) -> bytes | None:
-        """The next piece of the body, or None at its end.
-
-        Raises :class:`~protomata.http._operations.BodyTooLarge` past the
-        server's ``max_body_size`` (the server then answers 413).
-        """
-        if self._finished:
-            return None
-        chunk = await run(
-            read_request_body_chunk(self._conn, self._exchange, self._settings, self._received),
-            self._stream,
-        )
-        if chunk is None:
-            self._finished = True
-        else:
-            self._received += len(chunk)
-        return chunk
-
-    async def iter_body(self) -> AsyncIterator[bytes]:
-        """Yield the request body piece by piece."""
-        while (chunk := await self.read_chunk()) is not None:
-            yield chunk
-
-    async def read(self) -> bytes:
-        """The whole (remaining) request body."""
-        chunks = []
-        while (chunk := await self.read_chunk()) is not None:
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    # Streaming responses, for handlers that do not return a ResponseSpec.
-
-    async def start_response(
-        self,
-        status: int,
-        headers: Iterable[tuple[Any, Any]] = (),
-        *,
-        content_length: int | None = None,
-    ) -> None:
-        """Send the response head (Date and Server fields are added)."""
-        await run(
-            start_response(
-                self._conn,
-                self._exchange,
-                self._settings,
-                status,
-                headers,
-                content_length=content_length,
-            ),
-            self._stream,
-            _date_only,
-        )
-
-    async def send(self, data: bytes) -> None:
-        """Send a piece of the response body."""
-        await run(send_body(self._conn, self._exchange, data), self._stream)
-
-    async def end_response(self) -> None:
-        """Finish the response."""
-        await run(end_response(self._conn), self._stream)
-
-    async def respond(self, spec: ResponseSpec) -> None:
-        """Send a complete response described by *spec*."""
-        await run(
-            respond(self._conn, self._exchange, self._settings, spec),
-            self._stream,
-            _respond_calls,
-        )
-
-
-def _respond_calls(call: Call) -> Any:
-    if call.name == "next_chunk":
-        return next_chunk(call.args[0])
-    return _date_only(call)
+    _run = staticmethod(run)
 
 
 #: An HTTP handler: gets the request, returns a ResponseSpec or None.
 Handler = Callable[[ServerRequest], Awaitable["ResponseSpec | None"]]
 
 
-class HTTPServer(TCPServer):
-    """Serve an async *handler* over HTTP/1.1 with a task per connection.
+class HTTPServer(AsyncHTTPService, TCPServer):
+    __doc__ = AsyncHTTPService.__doc__
 
-    The handler gets a :class:`ServerRequest` and returns a
-    :class:`~protomata.http.ResponseSpec` (whose ``stream`` may be a sync or
-    async iterable of bytes), or streams the response itself with
-    ``await request.start_response/send/end_response`` and returns None.
-    *access_log* receives one Common Log Format line per request (stderr by
-    default; ``False`` turns it off).
-    """
-
-    def __init__(
-        self,
-        handler: Handler,
-        host: str | None = "127.0.0.1",
-        port: int = 8000,
-        *,
-        settings: ServerSettings | None = None,
-        timeouts: Timeouts | None = None,
-        max_connections: int = 1000,
-        tls_context: ssl.SSLContext | None = None,
-        access_log: Callable[[str], None] | bool | None = None,
-        reuse_port: bool = False,
-        grace: float = 10.0,
-    ) -> None:
-        super().__init__(
-            host,
-            port,
-            max_connections=max_connections,
-            tls_context=tls_context,
-            timeouts=timeouts or Timeouts(60.0, head=10.0, idle=60.0),
-            reuse_port=reuse_port,
-            grace=grace,
-        )
-        self.handler = handler
-        self.settings = settings or ServerSettings()
-        if access_log is None or access_log is True:
-            self.access_log: Callable[[str], None] | None = _stderr_log
-        elif access_log is False:
-            self.access_log = None
-        else:
-            self.access_log = access_log
-
-    async def handle_connection(self, stream: Stream) -> None:
-        conn = Connection(SERVER)
-        settings = self.settings
-        client = stream.peer
-        handler = self.handler
-        access_log = self.access_log
-        failure: list[BaseException] = []
-
-        async def guarded(request: ServerRequest) -> ResponseSpec | None:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                failure[:] = [exc]  # for the log: the serve loop only gets it thrown in
-                raise
-
-        def on_call(call: Call) -> Any:
-            name = call.name
-            if name == "handle":
-                return guarded(ServerRequest(call.args[0], conn, stream, settings, client))
-            if name == "next_chunk":
-                return next_chunk(call.args[0])
-            if name == "date":
-                return http_date()
-            if name == "log":
-                if access_log is not None:
-                    access_log(access_log_line(client[0], call.args[0], clf_time()))
-                return None
-            if name == "log_exception":
-                if failure:
-                    exc = failure.pop()
-                    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                    log.error("error in HTTP handler:\n%s", text)
-                return None
-            if name == "log_error":
-                return None
-            raise RuntimeError(f"unexpected call {name!r}")
-
-        await run(serve_connection(conn, settings), stream, on_call)
-
-
-def _stderr_log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    _request_class = ServerRequest
+    _run = staticmethod(run)
 
 
 def iter_spec(
