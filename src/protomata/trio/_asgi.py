@@ -10,8 +10,6 @@ the server for as long as it serves.
 from __future__ import annotations
 
 import logging
-import ssl
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import trio
@@ -21,100 +19,34 @@ from ..http._asgi import (
     ASGIProtocolError,
     Lifespan,
     LifespanFailure,
-    ResponseTranslator,
-    http_scope,
     lifespan_scope,
     request_message,
 )
-from ..http._operations import ProtocolFailure, ResponseSpec, ServerSettings
+from ..http._operations import ProtocolFailure, ResponseSpec
+from ..sync._asyncasgi import ASGIApp, AsyncASGIService, Message
 from ._httpserver import HTTPServer, ServerRequest
 from ._server import TCPServer
-from ._stream import Timeouts
 
 __all__ = ["ASGIApp", "ASGIServer", "serve_asgi"]
 
 log = logging.getLogger("protomata.asgi")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-#: An ASGI 3 application.
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+class ASGIServer(AsyncASGIService, HTTPServer):
+    __doc__ = AsyncASGIService.__doc__
 
-class ASGIServer(HTTPServer):
-    """Serve the ASGI 3 application *app* over HTTP/1.1 on trio.
+    _lifespan_nursery: trio.Nursery | None = None
+    _lifespan_error: BaseException | None = None
 
-    *lifespan* is ``"auto"`` (run the lifespan protocol; if the app raises
-    on the lifespan scope, go on without it), ``"on"`` (a failure stops
-    the server from starting) or ``"off"``.  A ``lifespan.startup.failed``
-    always stops it.  An app exception before the response starts is
-    answered with 500; after it started, the connection is closed.  Other
-    keyword arguments are those of :class:`~protomata.trio.HTTPServer`.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        host: str = "127.0.0.1",
-        port: int = 8000,
-        *,
-        lifespan: str = "auto",
-        root_path: str = "",
-        settings: ServerSettings | None = None,
-        timeouts: Timeouts | None = None,
-        max_connections: int = 1000,
-        tls_context: ssl.SSLContext | None = None,
-        access_log: Callable[[str], None] | bool | None = None,
-        reuse_port: bool = False,
-        grace: float = 10.0,
-        lifespan_timeout: float = 60.0,
-    ) -> None:
-        if lifespan not in ("auto", "on", "off"):
-            raise ValueError(f"lifespan must be 'auto', 'on' or 'off', not {lifespan!r}")
-        super().__init__(
-            self._handle,
-            host,
-            port,
-            settings=settings,
-            timeouts=timeouts,
-            max_connections=max_connections,
-            tls_context=tls_context,
-            access_log=access_log,
-            reuse_port=reuse_port,
-            grace=grace,
-        )
-        self.app = app
-        self.lifespan_mode = lifespan
-        self.lifespan_timeout = lifespan_timeout
-        self.root_path = root_path
-        self.scheme = "https" if tls_context is not None else "http"
-        #: the lifespan ``state`` (None when the app does not do lifespan)
-        self.state: dict[str, Any] | None = None
-        self._server_addr: tuple[str, int | None] = (host, self.port)
-        self._lifespan: Lifespan | None = None
-        self._lifespan_nursery: trio.Nursery | None = None
+    def _init_lifespan(self) -> None:
         self._lifespan_changed = trio.Event()
         self._lifespan_wake = trio.Event()
         self._lifespan_ended = trio.Event()
-        self._lifespan_error: BaseException | None = None
 
     # -- http ---------------------------------------------------------------------
 
     async def _handle(self, request: ServerRequest) -> ResponseSpec | None:
-        exchange = request._exchange
-        scope = http_scope(
-            exchange.request,
-            request.client,
-            self._server_addr,
-            self.scheme,
-            root_path=self.root_path,
-            state=self.state,
-        )
-        translator = ResponseTranslator()
-        info = exchange.request.headers.info
-        body_done = not info.chunked and not info.content_length
+        scope, translator, body_done = self._start_exchange(request)
         sent_last = False
         finished = trio.Event()  # the response is complete or the client is gone
 
