@@ -18,8 +18,10 @@ from ._asgi import ASGIApp, ASGIServer, serve_asgi
 from ._httpclient import ClientResponse, HTTPClient, get, request
 from ._httpserver import HTTPServer, ServerRequest, http_date, iter_spec
 from ._mailservers import POP3Server, SMTPServer
+from ._pop3client import POP3Client, POP3Error
 from ._runner import run
 from ._server import TCPServer
+from ._smtpclient import SendResult, SMTPClient, SMTPError, SMTPRecipientsRefused
 from ._static import static_handler
 from ._stream import Stream, Timeouts, connect_tcp
 from ._udp import DatagramEndpoint, open_udp
@@ -32,10 +34,16 @@ __all__ = [
     "HTTPClient",
     "HTTPError",
     "HTTPServer",
+    "POP3Client",
+    "POP3Error",
     "POP3Server",
     "ProtocolFailure",
     "ResponseSpec",
+    "SMTPClient",
+    "SMTPError",
+    "SMTPRecipientsRefused",
     "SMTPServer",
+    "SendResult",
     "ServerRequest",
     "ServerSettings",
     "Stream",

@@ -269,6 +269,14 @@ class Stream:
         if self.tls_context is None:
             raise RuntimeError("this stream has no TLS context to start TLS with")
         await self.flush()
+        # Bytes the peer sent in the clear before the handshake (an injection
+        # attempt, or a broken peer) must never be read as if they came
+        # over TLS: drop what is buffered.  No await separates this from
+        # start_tls(), which pauses reading before it yields.
+        protocol = self._protocol
+        protocol.chunks.clear()
+        protocol.buffered = 0
+        protocol.reading_paused = False  # start_tls() resumes reading itself
         transport = await self._loop.start_tls(
             self.transport,
             self._protocol,

@@ -46,7 +46,22 @@ from ._events import (
     Vrfy,
 )
 from ._extensions import Extensions
-from ._operations import SMTPError, SMTPRecipientsRefused, read_reply, send_mail
+from ._operations import (
+    SendResult,
+    SMTPError,
+    SMTPRecipientsRefused,
+    authenticate,
+    hello,
+    mail_transaction,
+    noop,
+    open_session,
+    prepare_message,
+    quit,
+    read_reply,
+    rset,
+    send_mail,
+    start_tls,
+)
 from ._server import Envelope, SessionSettings, serve_session
 
 __all__ = [
@@ -85,13 +100,23 @@ __all__ = [
     "SMTPError",
     "SMTPEvent",
     "SMTPRecipientsRefused",
+    "SendResult",
     "Sentinel",
     "SentinelType",
     "SessionSettings",
     "StartTLS",
     "State",
     "Vrfy",
+    "authenticate",
+    "hello",
+    "mail_transaction",
+    "noop",
+    "open_session",
+    "prepare_message",
+    "quit",
     "read_reply",
+    "rset",
     "send_mail",
     "serve_session",
+    "start_tls",
 ]

@@ -13,7 +13,9 @@ from ..http._operations import (
 )
 from ._httpclient import ClientResponse, HTTPClient, get, request
 from ._httpserver import HTTPServer, ServerRequest, http_date, iter_spec
+from ._mailclients import SendResult, SMTPClient, SMTPError, SMTPRecipientsRefused
 from ._maildir import Maildir, MaildirMailbox
+from ._pop3client import POP3Client, POP3Error
 from ._pop3server import POP3Server
 from ._runner import run
 from ._server import TCPServer, listen_tcp
@@ -30,10 +32,16 @@ __all__ = [
     "Maildir",
     "MaildirHandler",
     "MaildirMailbox",
+    "POP3Client",
+    "POP3Error",
     "POP3Server",
     "ProtocolFailure",
     "ResponseSpec",
+    "SMTPClient",
+    "SMTPError",
+    "SMTPRecipientsRefused",
     "SMTPServer",
+    "SendResult",
     "ServerRequest",
     "ServerSettings",
     "SocketStream",
