@@ -203,4 +203,8 @@ def test_shutdown_ends_idle_sessions_without_waiting_for_grace(
             assert sock.recv(4096).startswith(b"220 ")
             started = time.monotonic()
         assert time.monotonic() - started < TIMEOUT / 2
-        assert sock.recv(4096) == b""
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+        assert data.startswith(b"421 4.3.2 "), data  # told why, then closed
+        assert data.endswith(b" Service shutting down\r\n"), data

@@ -1,5 +1,8 @@
 """``protomata serve smtp``: a mail sink storing messages in a Maildir.
 
+With ``--lmtp`` the same sink speaks LMTP (RFC 2033) instead, the local
+delivery protocol an MTA such as Postfix hands mail to.
+
 Registered by :func:`add_parser` under ``serve``; also runnable alone as
 ``python -m protomata.cli._serve_smtp [options]``.
 """
@@ -31,7 +34,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME:PASSWORD",
-        help="offer AUTH PLAIN/LOGIN for this user (repeatable)",
+        help="offer AUTH PLAIN/LOGIN/CRAM-MD5 for this user (repeatable)",
     )
     parser.add_argument("--tls-cert", metavar="FILE", help="offer STARTTLS with this certificate")
     parser.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert")
@@ -42,6 +45,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="largest message accepted (%(default)s)",
     )
+    parser.add_argument(
+        "--lmtp",
+        action="store_true",
+        help="speak LMTP (RFC 2033: LHLO, one reply per recipient) instead of SMTP",
+    )
     parser.add_argument("--io", choices=IO_CHOICES, default="sync", help="I/O adapter (sync)")
 
 
@@ -49,10 +57,12 @@ def add_parser(protocols: Any) -> argparse.ArgumentParser:
     """Add the ``smtp`` command to the ``serve`` subparsers *protocols*."""
     parser: argparse.ArgumentParser = protocols.add_parser(
         "smtp",
-        help="an SMTP mail sink storing messages in a Maildir",
+        help="an SMTP (or, with --lmtp, LMTP) mail sink storing messages in a Maildir",
         description=(
-            "Accept mail over SMTP and store each message in a Maildir until SIGINT or "
-            "SIGTERM. The address is printed on standard output once the server listens."
+            "Accept mail over SMTP (or LMTP with --lmtp) and store each message in a "
+            "Maildir until SIGINT or SIGTERM. The address is printed on standard output "
+            "once the server listens. DSN parameters are accepted and recorded; the sink "
+            "sends no delivery status notifications itself."
         ),
         epilog="Exit status: 0 stopped by a signal, 1 runtime failure, 2 usage error.",
     )
@@ -101,11 +111,14 @@ def serve_smtp(args: argparse.Namespace) -> int:
             users=users,
             tls_context=tls,
             max_message_size=args.max_size,
+            lmtp=args.lmtp,
         )
     except OSError as exc:
         raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     host = f"[{server.host}]" if ":" in server.host else server.host
-    banner = f"Serving SMTP on {host}:{server.port} (maildir: {maildir})"
+    banner = (
+        f"Serving {'LMTP' if args.lmtp else 'SMTP'} on {host}:{server.port} (maildir: {maildir})"
+    )
     with contextlib.suppress(KeyboardInterrupt):
         run_server(server, args.io, lambda: print(banner, flush=True))
     return EXIT_OK

@@ -16,8 +16,10 @@ touches the mail store through :class:`~protomata._core._ops.Call`:
   ``False`` when some could not be removed.
 
 Deletion marks live in :class:`Mailbox` and reach the store only when the
-client sends QUIT in TRANSACTION; a dropped connection or a timeout deletes
-nothing (RFC 1939 section 6).
+client sends QUIT in TRANSACTION; a dropped connection, a timeout or a
+graceful server shutdown (:class:`~protomata._core._ops.ServerShutdown`,
+answered ``-ERR [SYS/TEMP] server shutting down``) deletes nothing
+(RFC 1939 section 6).
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._core import NEED_DATA, PAUSED, RemoteProtocolError
-from .._core._ops import Call, Close, Operation, Receive, Send, StartTLS, TimeoutKind
+from .._core._ops import (
+    Call,
+    Close,
+    Operation,
+    Receive,
+    Send,
+    ServerShutdown,
+    StartTLS,
+    TimeoutKind,
+)
 from ._apop import apop_digest
 from ._connection import Connection
 from ._events import (
@@ -340,10 +351,17 @@ class _Session:
                     yield Send(queued)
                 try:
                     data = yield Receive(65536, TimeoutKind.IDLE)
-                except TimeoutError:
+                except (TimeoutError, ServerShutdown) as exc:
                     queued = conn.data_to_send()
-                    # An unsolicited -ERR the machine has no event for (no command is owed).
-                    yield Send(queued + write_status(False, "autologout: idle for too long"))
+                    # An unsolicited -ERR the machine has no event for (no command
+                    # is owed).  Returning None ends the session before UPDATE:
+                    # messages marked deleted stay (RFC 1939 6).
+                    reason = (
+                        "[SYS/TEMP] server shutting down"
+                        if isinstance(exc, ServerShutdown)
+                        else "autologout: idle for too long"
+                    )
+                    yield Send(queued + write_status(False, reason))
                     return None
                 conn.receive_data(data)
                 continue

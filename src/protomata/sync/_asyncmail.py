@@ -37,7 +37,7 @@ from ..smtp._server import SessionSettings as SMTPSettings
 from ..smtp._server import serve_session as serve_smtp_session
 from ._maildir import Maildir, MaildirMailbox
 from ._pop3server import DEFAULT_POP3_TIMEOUTS
-from ._smtpserver import DEFAULT_MAX_MESSAGE_SIZE
+from ._smtpserver import DEFAULT_MAX_MESSAGE_SIZE, MAX_COMMAND_LENGTH
 from ._stream import Timeouts
 
 __all__ = ["AsyncPOP3Service", "AsyncSMTPSink"]
@@ -62,14 +62,18 @@ class AsyncSMTPSink:
         message (bytes as received, CRLF line endings) and returns None to
         accept or a Reply to refuse.  Plain methods run on the event loop and
         must not block.  Without a handler, or without its ``message``
-        method, messages go to *maildir*.
+        method, messages go to *maildir*.  Over LMTP ``message`` may also
+        answer per recipient (see :func:`protomata.smtp._server.serve_session`).
+        A handler with ``authenticate_xoauth2(user, token) -> bool`` (plain
+        or async) gets AUTH XOAUTH2 offered.
     :param maildir: a directory to store messages in (Maildir format; created
         when the server starts, in a worker thread).
-    :param users: ``{name: password}``; AUTH PLAIN/LOGIN is offered when given
-        (after STARTTLS when *tls_context* is set).
+    :param users: ``{name: password}``; AUTH PLAIN, LOGIN and CRAM-MD5 are
+        offered when given (after STARTTLS when *tls_context* is set).
     :param tls_context: a server-side context; STARTTLS is offered when given.
     :param max_message_size: the SIZE limit; bigger messages get 552.
     :param hostname: the name the server greets with (default: the host name).
+    :param lmtp: speak LMTP (RFC 2033) instead of SMTP.
 
     A subclass overriding :meth:`on_startup` must await ``super().on_startup()``.
     """
@@ -95,7 +99,9 @@ class AsyncSMTPSink:
         max_connections: int = 1000,
         reuse_port: bool = False,
         grace: float = 10.0,
+        lmtp: bool = False,
     ) -> None:
+        self.lmtp = lmtp
         self.hostname = hostname or socket.gethostname()
         self.maildir_path = os.fspath(maildir) if maildir is not None else None
         #: the :class:`~protomata.sync._maildir.Maildir`, once the server started
@@ -107,6 +113,8 @@ class AsyncSMTPSink:
             message = self._store
         self.handler = handler
         self._message = message
+        self._date_second = -1
+        self._date_text = ""
         self.users = dict(users) if users else {}
         self.starttls_context = tls_context
         self.max_message_size = max_message_size
@@ -114,6 +122,8 @@ class AsyncSMTPSink:
             self.hostname,
             tls_available=tls_context is not None,
             auth_available=bool(self.users),
+            cram_md5=bool(self.users),
+            xoauth2=callable(getattr(handler, "authenticate_xoauth2", None)),
         )
         super().__init__(  # type: ignore[call-arg]  # the adapter's TCPServer
             host,
@@ -127,9 +137,9 @@ class AsyncSMTPSink:
 
     @property
     def url(self) -> str:
-        """``smtp://host:port`` of the listening socket."""
+        """``smtp://host:port`` (``lmtp://`` for LMTP) of the listening socket."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"smtp://{host}:{self.port}"
+        return f"{'lmtp' if self.lmtp else 'smtp'}://{host}:{self.port}"
 
     async def on_startup(self) -> None:
         """Create the Maildir (in a worker thread) before accepting connections."""
@@ -145,9 +155,16 @@ class AsyncSMTPSink:
         maildir = self.maildir
         if maildir is None:
             raise RuntimeError("the server has not started")
-        content = maildir_content(envelope, data, maildir.hostname, formatdate(localtime=True))
+        content = maildir_content(envelope, data, maildir.hostname, self._received_date())
         await self._to_thread(maildir.deliver, content)
         return None
+
+    def _received_date(self) -> str:
+        """The date for ``Received:``, formatted once per second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second, self._date_text = now, formatdate(now, localtime=True)
+        return self._date_text
 
     async def _invoke(self, name: str, method: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         try:
@@ -163,10 +180,12 @@ class AsyncSMTPSink:
         name = call.name
         if name == "authenticate":
             return self.authenticate(*call.args)
+        if name == "password":
+            return self.users.get(call.args[0])
         method: Callable[..., Any] | None
         if name == "message":
             method = self._message
-        elif name in ("mail_from", "rcpt_to"):
+        elif name in ("mail_from", "rcpt_to", "authenticate_xoauth2"):
             method = getattr(self.handler, name, None)
             if method is None:
                 return None
@@ -177,7 +196,12 @@ class AsyncSMTPSink:
     async def handle_connection(self, stream: Any) -> None:
         """Serve one SMTP session on *stream*."""
         stream.tls_context = self.starttls_context
-        conn = SMTPConnection(SERVER, max_message_size=self.max_message_size)
+        conn = SMTPConnection(
+            SERVER,
+            lmtp=self.lmtp,
+            max_message_size=self.max_message_size,
+            max_command_length=MAX_COMMAND_LENGTH,
+        )
         await self._run(serve_smtp_session(conn, self.settings, stream.peer), stream, self._on_call)
 
 

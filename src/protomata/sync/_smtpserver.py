@@ -34,13 +34,20 @@ logger = logging.getLogger("protomata.smtp")
 
 #: The default largest message (RFC 1870 SIZE), in bytes.
 DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
+#: The longest command line the servers accept.  RFC 5321's 512 grows with
+#: each offered extension's parameters (SIZE +26, BODY +14, SMTPUTF8 +10,
+#: AUTH= +500, DSN's RET/ENVID +100 on MAIL and NOTIFY/ORCPT +500 on RCPT):
+#: at least 1162; the rest is slack.
+MAX_COMMAND_LENGTH = 2048
 
 
 class MaildirHandler:
     """The default handler: accept every sender and recipient, store each message.
 
-    Each message is stored with ``Return-Path:`` and ``Received:`` trace
-    headers and LF line endings.
+    Each message is stored once, with ``Return-Path:`` and ``Received:``
+    trace headers and LF line endings; over LMTP every recipient is then
+    answered 250.  DSN parameters are stored in the envelope only: this
+    sink generates no delivery status notifications itself.
     """
 
     def __init__(self, maildir: Maildir) -> None:
@@ -54,7 +61,7 @@ class MaildirHandler:
 
 
 class SMTPServer(TCPServer):
-    """A blocking SMTP server: one thread per connection.
+    """A blocking SMTP (or LMTP) server: one thread per connection.
 
     :param handler: an object with any of these methods (all optional):
         ``mail_from(address, params)`` and ``rcpt_to(address, params)``
@@ -62,13 +69,19 @@ class SMTPServer(TCPServer):
         ``message(envelope, data)`` stores the message (bytes as received,
         CRLF line endings) and returns None to accept or a Reply to refuse.
         Without a handler, or without its ``message`` method, messages go
-        to *maildir*.
+        to *maildir*.  Over LMTP ``message`` may also answer per recipient
+        (see :func:`protomata.smtp._server.serve_session`).  A handler with
+        ``authenticate_xoauth2(user, token) -> bool`` gets AUTH XOAUTH2
+        offered.
     :param maildir: a directory to store messages in (Maildir format).
-    :param users: ``{name: password}``; AUTH PLAIN/LOGIN is offered when given
-        (after STARTTLS when *tls_context* is set).
+    :param users: ``{name: password}``; AUTH PLAIN, LOGIN and CRAM-MD5 are
+        offered when given (after STARTTLS when *tls_context* is set).
     :param tls_context: a server-side context; STARTTLS is offered when given.
     :param max_message_size: the SIZE limit; bigger messages get 552.
     :param hostname: the name the server greets with (default: the host name).
+    :param lmtp: speak LMTP (RFC 2033) instead of SMTP.
+    :param grace: how long :meth:`shutdown` lets transactions in flight
+        finish; idle sessions are told ``421 4.3.2`` at once.
     """
 
     def __init__(
@@ -85,12 +98,14 @@ class SMTPServer(TCPServer):
         hostname: str | None = None,
         max_connections: int = 1000,
         reuse_port: bool = False,
+        lmtp: bool = False,
+        grace: float = 10.0,
     ) -> None:
+        self.lmtp = lmtp
         self.hostname = hostname or socket.gethostname()
         self.maildir = Maildir(maildir, self.hostname) if maildir is not None else None
-        message: Callable[[Envelope, bytes], Reply | None] | None = getattr(
-            handler, "message", None
-        )
+        # Returns None or a Reply (or, over LMTP, one per recipient).
+        message: Callable[[Envelope, bytes], Any] | None = getattr(handler, "message", None)
         if message is None:
             if self.maildir is None:
                 raise ValueError("give a maildir or a handler with a message() method")
@@ -104,6 +119,8 @@ class SMTPServer(TCPServer):
             self.hostname,
             tls_available=tls_context is not None,
             auth_available=bool(self.users),
+            cram_md5=bool(self.users),
+            xoauth2=callable(getattr(handler, "authenticate_xoauth2", None)),
         )
         super().__init__(
             host,
@@ -112,13 +129,14 @@ class SMTPServer(TCPServer):
             tls_context=None,  # TLS starts with STARTTLS, not on connect
             timeouts=timeouts or Timeouts(300.0),
             reuse_port=reuse_port,
+            grace=grace,
         )
 
     @property
     def url(self) -> str:
-        """``smtp://host:port`` of the listening socket."""
+        """``smtp://host:port`` (``lmtp://`` for LMTP) of the listening socket."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"smtp://{host}:{self.port}"
+        return f"{'lmtp' if self.lmtp else 'smtp'}://{host}:{self.port}"
 
     def authenticate(self, username: str, password: str) -> bool:
         """Whether *username* and *password* match a configured user."""
@@ -131,10 +149,12 @@ class SMTPServer(TCPServer):
         name = call.name
         if name == "authenticate":
             return self.authenticate(*call.args)
+        if name == "password":
+            return self.users.get(call.args[0])
         method: Callable[..., Any] | None
         if name == "message":
             method = self._message
-        elif name in ("mail_from", "rcpt_to"):
+        elif name in ("mail_from", "rcpt_to", "authenticate_xoauth2"):
             method = getattr(self.handler, name, None)
             if method is None:
                 return None
@@ -147,7 +167,12 @@ class SMTPServer(TCPServer):
             raise
 
     def handle_connection(self, stream: SocketStream) -> None:
-        """Serve one SMTP session on *stream*."""
+        """Serve one SMTP (or LMTP) session on *stream*."""
         stream.tls_context = self.starttls_context
-        conn = Connection(SERVER, max_message_size=self.max_message_size)
+        conn = Connection(
+            SERVER,
+            lmtp=self.lmtp,
+            max_message_size=self.max_message_size,
+            max_command_length=MAX_COMMAND_LENGTH,
+        )
         run(serve_session(conn, self.settings, stream.peer), stream, self._on_call)
