@@ -66,7 +66,7 @@ def test_greeting_has_apop_timestamp_and_capa(server: POP3Server) -> None:
         caps = client.capa()
         assert "USER" in caps and "UIDL" in caps and "TOP" in caps
         assert "STLS" not in caps  # no TLS context configured
-        assert caps["SASL"] == ["PLAIN"]
+        assert caps["SASL"] == ["PLAIN", "LOGIN", "CRAM-MD5"]
     finally:
         client.quit()
 

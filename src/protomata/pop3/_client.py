@@ -27,12 +27,11 @@ blocking and async ``POP3Client`` classes only run its operations.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 
 from .._core import CLIENT, NEED_DATA, PAUSED, RemoteProtocolError
 from .._core._ops import Call, Operation, Receive, Send, StartTLS
+from .._core._sasl import cram_md5_response, plain_response, xoauth2_response
 from ._apop import apop_digest
 from ._connection import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_LISTING_SIZE, Connection
 from ._events import (
@@ -292,9 +291,9 @@ def authenticate(
     user = username.encode("utf-8")
     secret = password.encode("utf-8")
     if mech == "PLAIN":
-        data = authzid.encode("utf-8") + b"\0" + user + b"\0" + secret
+        data = plain_response(username, password, authzid)
     elif mech == "XOAUTH2":
-        data = b"user=" + user + b"\x01auth=Bearer " + secret + b"\x01\x01"
+        data = xoauth2_response(username, password)
     elif mech == "LOGIN":
         yield from sasl(conn, mech, _answers(user, secret))
         return
@@ -306,8 +305,7 @@ def authenticate(
             if answered:  # one challenge, one answer; a second one is cancelled
                 return None
             answered = True
-            digest = hmac.new(secret, challenge, hashlib.md5).hexdigest()
-            return user + b" " + digest.encode("ascii")
+            return cram_md5_response(username, password, challenge)
 
         yield from sasl(conn, mech, respond)
         return

@@ -41,6 +41,7 @@ from .._core._ops import (
     StartTLS,
     TimeoutKind,
 )
+from .._core._sasl import cram_md5_challenge, digests_match, parse_cram_md5, parse_plain
 from ._apop import apop_digest
 from ._connection import Connection
 from ._events import (
@@ -185,13 +186,14 @@ class SessionSettings:
 
     :param greeting: the greeting text (the APOP timestamp is appended).
     :param tls: whether STLS is offered (the adapter has a TLS context).
-    :param sasl_plain: whether ``AUTH PLAIN`` is offered.
+    :param sasl: the SASL mechanisms offered (RFC 5034), of PLAIN, LOGIN
+        and CRAM-MD5 (which needs ``Call("apop_secret")`` to give passwords).
     :param implementation: the CAPA IMPLEMENTATION value (None: not listed).
     """
 
     greeting: str = "POP3 server ready"
     tls: bool = False
-    sasl_plain: bool = True
+    sasl: tuple[str, ...] = ("PLAIN", "LOGIN", "CRAM-MD5")
     implementation: str | None = "protomata"
 
 
@@ -208,8 +210,8 @@ class _Session:
         conn = self.conn
         if self.mailbox is None:
             caps.append("USER")
-            if self.settings.sasl_plain:
-                caps.append("SASL PLAIN")
+            if self.settings.sasl:
+                caps.append("SASL " + " ".join(self.settings.sasl))
             if self.settings.tls and not conn.tls_active:
                 caps.append("STLS")
         if self.settings.implementation:
@@ -308,32 +310,67 @@ class _Session:
             return [Ok()]
         return [Err(f"{event.keyword or 'command'} is not supported")]
 
-    def sasl(self, event: Auth) -> Operation[Reply | None]:
-        if event.mechanism != "PLAIN" or not self.settings.sasl_plain:
-            return Err("unsupported SASL mechanism")
-        response = event.initial_response
-        if response is None:
-            yield Send(self.conn.send(AuthChallenge(b"")))
-            reply = yield from self.next_command()
-            if isinstance(reply, AuthCancel):
-                return Err("authentication cancelled")
-            if not isinstance(reply, AuthContinuation):
-                return None  # EOF, a timeout or a protocol error: the session ends
+    def sasl_step(self, challenge: bytes) -> Operation[bytes | Reply | None]:
+        """Send a SASL *challenge*; the client's answer, an Err if it
+        cancelled, or None when the session ends (EOF, timeout, bad input)."""
+        yield Send(self.conn.send(AuthChallenge(challenge)))
+        reply = yield from self.next_command()
+        if isinstance(reply, AuthCancel):
+            return Err("authentication cancelled")
+        if not isinstance(reply, AuthContinuation):
+            return None
+        return reply.data
 
-            response = reply.data
-        parts = response.split(b"\x00")
-        if len(parts) != 3:
-            return Err("[AUTH] malformed PLAIN response")
-        try:
-            authzid, authcid, password = (p.decode("utf-8") for p in parts)
-        except UnicodeDecodeError:
-            return Err("[AUTH] malformed PLAIN response")
-        if authzid and authzid != authcid:
-            return Err("[AUTH] proxy authorization is not supported")
-        ok = yield Call("authenticate", authcid, password)
+    def sasl(self, event: Auth) -> Operation[Reply | None]:
+        mechanism = event.mechanism.upper()
+        if mechanism not in self.settings.sasl:
+            return Err("unsupported SASL mechanism")
+        initial = event.initial_response
+        if mechanism == "CRAM-MD5":
+            if initial is not None:
+                return Err("[AUTH] CRAM-MD5 takes no initial response")
+            host = self.timestamp.rpartition("@")[2].rstrip(">") or "localhost"
+            challenge = cram_md5_challenge(host)
+            answer = yield from self.sasl_step(challenge)
+            if not isinstance(answer, bytes):
+                return answer
+            parsed = parse_cram_md5(answer)
+            if parsed is None:
+                return Err("[AUTH] malformed CRAM-MD5 response")
+            user, digest = parsed
+            secret = yield Call("apop_secret", user)
+            if not digests_match(secret, challenge, digest):
+                return Err("[AUTH] invalid user name or password")
+            return (yield from self.login(user))
+        if mechanism == "LOGIN":
+            name: bytes | Reply | None = initial
+            if name is None:
+                name = yield from self.sasl_step(b"Username:")
+            if not isinstance(name, bytes):
+                return name
+            secret_bytes = yield from self.sasl_step(b"Password:")
+            if not isinstance(secret_bytes, bytes):
+                return secret_bytes
+            try:
+                user, password = name.decode("utf-8"), secret_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                return Err("[AUTH] malformed LOGIN response")
+        else:  # PLAIN
+            response: bytes | Reply | None = initial
+            if response is None:
+                response = yield from self.sasl_step(b"")
+            if not isinstance(response, bytes):
+                return response
+            credentials = parse_plain(response)
+            if credentials is None:
+                return Err("[AUTH] malformed PLAIN response")
+            authzid, user, password = credentials
+            if authzid and authzid != user:
+                return Err("[AUTH] proxy authorization is not supported")
+        ok = yield Call("authenticate", user, password)
         if not ok:
             return Err("[AUTH] invalid user name or password")
-        return (yield from self.login(authcid))
+        return (yield from self.login(user))
 
     def next_command(self) -> Operation[Command | None]:
         """The next command; None at EOF, on a timeout or a protocol error."""

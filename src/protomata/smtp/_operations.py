@@ -51,8 +51,6 @@ import base64
 import binascii
 import contextlib
 import copy
-import hashlib
-import hmac
 import re
 from collections.abc import Iterable, Sequence
 from email.message import Message
@@ -61,6 +59,7 @@ from typing import Any, cast
 
 from .._core import NEED_DATA, PAUSED, LocalProtocolError
 from .._core._ops import Operation, Receive, Send, StartTLS
+from .._core._sasl import cram_md5_response, plain_response, xoauth2_response
 from ._connection import Connection, State
 from ._events import (
     Auth,
@@ -359,7 +358,7 @@ def authenticate(
         raise ValueError("XOAUTH2 takes a token; the other mechanisms a password")
 
     if mechanism == "PLAIN":
-        reply = yield from _command(conn, Auth("PLAIN", _b64(f"\0{username}\0{secret}")))
+        reply = yield from _command(conn, Auth("PLAIN", _b64(plain_response(username, secret))))
         answers: list[str] = []
     elif mechanism == "LOGIN":
         reply = yield from _command(conn, Auth("LOGIN"))
@@ -370,12 +369,12 @@ def authenticate(
         if reply.code == 334:
             challenge = _challenge(reply)
             if challenge is not None:
-                digest = hmac.new(secret.encode("utf-8"), challenge, hashlib.md5).hexdigest()
-                reply = yield from _command(conn, AuthContinuation(_b64(f"{username} {digest}")))
+                answer = _b64(cram_md5_response(username, secret, challenge))
+                reply = yield from _command(conn, AuthContinuation(answer))
     else:  # XOAUTH2
         if "\x01" in username or "\x01" in secret:
             raise LocalProtocolError("username or token contains \\x01")
-        initial = _b64(f"user={username}\x01auth=Bearer {secret}\x01\x01")
+        initial = _b64(xoauth2_response(username, secret))
         reply = yield from _command(conn, Auth("XOAUTH2", initial))
         if reply.code == 334:  # an error report (JSON): acknowledge it
             reply = yield from _command(conn, AuthContinuation(""))

@@ -38,9 +38,7 @@ server shuts down -- is decided here.
 from __future__ import annotations
 
 import binascii
-import hmac
 import re
-import secrets
 from base64 import b64decode, b64encode
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -55,6 +53,13 @@ from .._core._ops import (
     ServerShutdown,
     StartTLS,
     TimeoutKind,
+)
+from .._core._sasl import (
+    cram_md5_challenge,
+    digests_match,
+    parse_cram_md5,
+    parse_plain,
+    parse_xoauth2,
 )
 from ._connection import Connection, State
 from ._events import (
@@ -94,7 +99,6 @@ _XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*")
 _XTEXT_ESCAPE = re.compile(r"\+([0-9A-F]{2})")
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
 _NOTIFY_WORDS = frozenset({"SUCCESS", "FAILURE", "DELAY"})
-_HEX_DIGEST = re.compile(r"[0-9a-f]{32}")
 #: RFC 3461 4.4 and 4.2: the longest ENVID and ORCPT values.
 _MAX_ENVID = 100
 _MAX_ORCPT = 500
@@ -439,38 +443,13 @@ def _check_rcpt_params(settings: SessionSettings, params: Params) -> Reply | Rec
     return RecipientDSN(notify, orcpt)
 
 
-def _decode_b64(text: str) -> str | None:
+def _decode_b64(text: str) -> bytes | None:
     if text == "=":
-        return ""
+        return b""
     try:
-        return b64decode(text, validate=True).decode("utf-8")
+        return b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
-
-
-def _plain_credentials(decoded: str) -> tuple[str, str] | None:
-    parts = decoded.split("\0")
-    if len(parts) != 3:
-        return None
-    _authzid, username, password = parts
-    return username, password
-
-
-def _xoauth2_credentials(decoded: str) -> tuple[str, str] | None:
-    """``(user, token)`` of an XOAUTH2 initial client response, or None."""
-    if not decoded.endswith("\x01\x01"):
-        return None
-    fields: dict[str, str] = {}
-    for item in decoded[:-2].split("\x01"):
-        key, sep, value = item.partition("=")
-        if not sep or key in fields:
-            return None
-        fields[key] = value
-    scheme, _, token = fields.get("auth", "").partition(" ")
-    user = fields.get("user")
-    if not user or scheme.lower() != "bearer" or not token:
-        return None
-    return user, token
 
 
 def _per_recipient(verdict: Any, rcpt_tos: Sequence[str]) -> list[Reply | None] | None:
@@ -672,7 +651,7 @@ class _Session:
         self.envelope.authenticated_user = None
         return False
 
-    def challenge(self, prompt: str) -> Operation[str | None]:
+    def challenge(self, prompt: str) -> Operation[bytes | None]:
         """Send a 334 challenge; the decoded answer or None (reply already sent)."""
         data = self.conn.send(Reply(334, prompt))
         # RFC 4954 4: "334" SP [base64]: the space stays when the challenge is empty.
@@ -691,7 +670,7 @@ class _Session:
             yield from self.reply(_ok(501, "5.5.2", "Invalid base64 response"))
         return decoded
 
-    def first_response(self, event: Auth, prompt: str = "") -> Operation[str | None]:
+    def first_response(self, event: Auth, prompt: str = "") -> Operation[bytes | None]:
         """The client's first response: the initial one or the answer to *prompt*."""
         if event.initial_response is None:
             return (yield from self.challenge(prompt))
@@ -737,19 +716,26 @@ class _Session:
         decoded = yield from self.first_response(event)
         if decoded is None:
             return None
-        credentials = _plain_credentials(decoded)
+        credentials = parse_plain(decoded)
         if credentials is None:
             return _AUTH_FAILED
-        ok = yield from self.verdict("authenticate", *credentials)
-        return ok if isinstance(ok, Reply) else (credentials[0], ok)
+        authzid, username, password = credentials
+        if authzid and authzid != username:  # RFC 4616: no acting for another user
+            return _AUTH_FAILED
+        ok = yield from self.verdict("authenticate", username, password)
+        return ok if isinstance(ok, Reply) else (username, ok)
 
     def auth_login(self, event: Auth) -> Operation[tuple[str, bool] | Reply | None]:
-        username = yield from self.first_response(event, _USERNAME_PROMPT)
-        if username is None:
+        name = yield from self.first_response(event, _USERNAME_PROMPT)
+        if name is None:
             return None
-        password = yield from self.challenge(_PASSWORD_PROMPT)
-        if password is None:
+        secret = yield from self.challenge(_PASSWORD_PROMPT)
+        if secret is None:
             return None
+        try:
+            username, password = name.decode("utf-8"), secret.decode("utf-8")
+        except UnicodeDecodeError:
+            return _AUTH_FAILED
         ok = yield from self.verdict("authenticate", username, password)
         return ok if isinstance(ok, Reply) else (username, ok)
 
@@ -757,26 +743,25 @@ class _Session:
         if event.initial_response is not None:
             return _ok(501, "5.5.2", "CRAM-MD5 takes no initial response")
         # RFC 2195: a unique msg-id-like challenge.
-        challenge = f"<{secrets.token_hex(12)}@{self.settings.hostname}>"
-        answer = yield from self.challenge(b64encode(challenge.encode("utf-8")).decode())
+        challenge = cram_md5_challenge(self.settings.hostname)
+        answer = yield from self.challenge(b64encode(challenge).decode())
         if answer is None:
             return None
-        username, _, digest = answer.rpartition(" ")
-        if not username or not _HEX_DIGEST.fullmatch(digest):
+        parsed = parse_cram_md5(answer)
+        if parsed is None:
             return _AUTH_FAILED
+        username, digest = parsed
         password = yield from self.call("password", username)
         if password is _FAILED:
             return _ok(454, "4.7.0", "Temporary authentication failure")
-        secret = password.encode("utf-8") if isinstance(password, str) else b""
-        expected = hmac.new(secret, challenge.encode("utf-8"), "md5").hexdigest()
-        ok = hmac.compare_digest(expected.encode(), digest.encode())
-        return username, ok and isinstance(password, str)
+        secret = password if isinstance(password, str) else None
+        return username, digests_match(secret, challenge, digest)
 
     def auth_xoauth2(self, event: Auth) -> Operation[tuple[str, bool] | Reply | None]:
         decoded = yield from self.first_response(event)
         if decoded is None:
             return None
-        credentials = _xoauth2_credentials(decoded)
+        credentials = parse_xoauth2(decoded)
         ok: bool | Reply = False
         if credentials is not None:
             ok = yield from self.verdict("authenticate_xoauth2", *credentials)
