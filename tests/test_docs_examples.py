@@ -595,3 +595,76 @@ def test_readme_try_it_serves_the_checkout(start_example: type[RunningExample]) 
     result = _protomata("get", server.url + "README.md")
     assert (result.returncode, result.stdout) == (0, (ROOT / "README.md").read_bytes())
     assert server.stop()[0] == 0
+
+
+def test_readme_mail_commands(tmp_path: Path) -> None:
+    """The README's mail sink session: serve smtp, send-mail, serve pop3, fetch-mail."""
+    section = _readme().split("## Try it", 1)[1].split("\n## ", 1)[0]
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", section, re.DOTALL) if "smtp" in b)
+    lines = [line.split("  #")[0].strip() for line in block.strip().splitlines()]
+    serve_smtp, send_1, send_2, serve_pop3, fetch = lines
+    assert serve_smtp == "protomata serve smtp"
+    command = f"{sys.executable} -m protomata"
+    running: list[subprocess.Popen[str]] = []
+
+    def serve(line: str, default_port: str) -> str:
+        args = line.replace("protomata ", "", 1).split()
+        if "--port" in args:
+            args[args.index("--port") + 1] = "0"
+        else:
+            args += ["--port", "0"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "protomata", *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        running.append(proc)
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+)", banner)
+        assert match is not None, (banner, proc.stderr.read() if proc.poll() is not None else "")
+        assert default_port in line or "--port" not in line
+        return match.group(1)
+
+    try:
+        smtp_port = serve(serve_smtp, "8025")
+        pipeline = (send_1 + "\n" + send_2).replace("protomata ", command + " ")
+        sent = subprocess.run(
+            ["bash", "-c", pipeline.replace("127.0.0.1:8025", f"127.0.0.1:{smtp_port}")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout == "you@example.com: accepted\n"
+        stored = list((tmp_path / "Maildir" / "new").iterdir())
+        assert len(stored) == 1 and stored[0].read_bytes().endswith(b"Subject: hi\n\nhello\n")
+        pop3_port = serve(serve_pop3, "8110")
+        fetched = subprocess.run(
+            [
+                "bash",
+                "-c",
+                fetch.replace("protomata ", command + " ").replace(":8110/", f":{pop3_port}/"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert fetched.returncode == 0, fetched.stderr
+        copies = list((tmp_path / "Fetched" / "new").iterdir())
+        assert len(copies) == 1 and copies[0].read_bytes() == stored[0].read_bytes()
+    finally:
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate(timeout=TIMEOUT)
+    assert all(proc.returncode == 0 for proc in running)
