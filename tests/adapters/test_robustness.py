@@ -305,6 +305,8 @@ def test_graceful_shutdown_finishes_in_flight_request(server_adapter: str) -> No
                     raise ConnectionResetError("closed without an answer")
             reply = read_to_eof(slow)  # the in-flight request completes, then EOF
             assert reply.startswith(b"HTTP/1.1 200 ")
+            # ... telling the client not to send another request on it
+            assert b"\r\nconnection: close\r\n" in reply.lower()
             assert reply.endswith(b"slow done")
             idle.settimeout(2)
             assert read_to_eof(idle) == b""  # the idle keep-alive connection was closed

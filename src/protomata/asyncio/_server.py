@@ -76,6 +76,9 @@ class TCPServer(abc.ABC):
     async def on_shutdown(self) -> None:  # noqa: B027 (an optional hook)
         """Called after the last connection ended (override to add work)."""
 
+    def on_drain(self) -> None:  # noqa: B027 (an optional hook)
+        """Called once when a graceful shutdown begins (before idle sessions end)."""
+
     # -- accepting ---------------------------------------------------------------
 
     def _protocol_factory(self) -> _StreamProtocol:
@@ -161,7 +164,9 @@ class TCPServer(abc.ABC):
 
     def request_shutdown(self) -> None:
         """Ask :meth:`serve_forever` to stop (safe to call more than once)."""
-        self.draining = True
+        if not self.draining:
+            self.draining = True
+            self.on_drain()
         if self._stop is not None and not self._stop.done():
             self._stop.set_result(None)
 
@@ -174,7 +179,9 @@ class TCPServer(abc.ABC):
             await self._done.wait()
 
     async def _drain(self, grace: float) -> None:
-        self.draining = True
+        if not self.draining:
+            self.draining = True
+            self.on_drain()
         if self._server is not None:
             self._server.close()
         for stream in list(self._streams):

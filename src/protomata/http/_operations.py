@@ -398,7 +398,7 @@ def reason_phrase(status: int) -> bytes:
 class ServerSettings:
     """What every adapter's HTTP server needs to know, whatever its I/O."""
 
-    __slots__ = ("date", "log_exchanges", "max_body_size", "server_header")
+    __slots__ = ("date", "draining", "log_exchanges", "max_body_size", "server_header")
 
     def __init__(
         self,
@@ -419,6 +419,10 @@ class ServerSettings:
         self.date = date
         #: whether to hand every exchange to the adapter's access log
         self.log_exchanges = log_exchanges
+        #: set by the adapter when its server shuts down gracefully: every
+        #: response from then on says ``Connection: close``, so clients
+        #: do not send another request on a connection about to close
+        self.draining = False
 
 
 class ResponseSpec:
@@ -532,6 +536,8 @@ def response_head(
     Only the fields the application gave are validated; the ones added here
     come from the adapter's clock, validated settings and an integer.
     """
+    if settings.draining and status >= 200:
+        headers = [*headers, (b"Connection", b"close")]
     given = normalize_and_validate(headers)
     info = given.info
     items = list(given._full_items)

@@ -199,6 +199,10 @@ class AsyncHTTPService:
         else:
             self.access_log = access_log
 
+    def on_drain(self) -> None:
+        """From now on, responses say ``Connection: close``."""
+        self.settings.draining = True
+
     async def handle_connection(self, stream: Any) -> None:
         """Serve one connection: requests until it closes."""
         conn = Connection(SERVER)

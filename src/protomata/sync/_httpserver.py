@@ -196,6 +196,10 @@ class HTTPServer(TCPServer):
         else:
             self.access_log = access_log
 
+    def on_drain(self) -> None:
+        """From now on, responses say ``Connection: close``."""
+        self.settings.draining = True
+
     def handle_connection(self, stream: SocketStream) -> None:
         conn = Connection(SERVER)
         settings = self.settings

@@ -104,6 +104,9 @@ class TCPServer(abc.ABC):
     def handle_connection(self, stream: SocketStream) -> None:
         """Serve one accepted connection (runs in its own thread)."""
 
+    def on_drain(self) -> None:  # noqa: B027 (an optional hook)
+        """Called once when a graceful shutdown begins (before idle sessions end)."""
+
     def serve_forever(self, *, handle_signals: bool = True) -> None:
         """Accept connections until :meth:`shutdown`."""
         if handle_signals and threading.current_thread() is threading.main_thread():
@@ -162,7 +165,9 @@ class TCPServer(abc.ABC):
         if grace is None:
             grace = self.grace
         with self._lock:
-            self.draining = True
+            first, self.draining = not self.draining, True
+        if first:
+            self.on_drain()
         self._stopped.wait(grace)
         with self._lock:
             idle = [s for s in self._streams if s.idle]

@@ -143,6 +143,9 @@ class TCPServer(abc.ABC):
     async def on_shutdown(self) -> None:  # noqa: B027 (an optional hook)
         """Called after the last connection ended (override to add work)."""
 
+    def on_drain(self) -> None:  # noqa: B027 (an optional hook)
+        """Called once when a graceful shutdown begins (before idle sessions end)."""
+
     # -- serving -----------------------------------------------------------------
 
     async def serve_forever(
@@ -245,6 +248,8 @@ class TCPServer(abc.ABC):
             self.grace = grace
         first = not self.draining
         self.draining = True
+        if first:
+            self.on_drain()
         self._accept_scope.cancel()
         for stream in list(self._streams):
             stream.end_idle_wait()
