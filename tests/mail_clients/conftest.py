@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
 import threading
@@ -66,8 +67,7 @@ class TLSProxy:
             raw.close()
             return
         backend = socket.create_connection(("127.0.0.1", self.backend), timeout=5.0)
-        threading.Thread(target=_pump, args=(backend, client), daemon=True).start()
-        _pump(client, backend)
+        _relay(client, backend)
 
     def close(self) -> None:
         self.stopping.set()
@@ -75,13 +75,26 @@ class TLSProxy:
         self.listener.close()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _relay(client: ssl.SSLSocket, backend: socket.socket) -> None:
+    """Copy bytes both ways until either side closes, in one thread: an
+    SSLSocket must not be read and written from two threads at once."""
     try:
-        while data := source.recv(65536):
-            sink.sendall(data)
+        while True:
+            # Decrypted bytes may wait inside the SSL object, unseen by select().
+            readable = (
+                [client] if client.pending() else select.select([client, backend], [], [], 5.0)[0]
+            )
+            if not readable:
+                return  # idle for too long
+            for source, sink in ((client, backend), (backend, client)):
+                if source in readable:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    sink.sendall(data)
     except OSError:
         pass
     finally:
-        for sock in (source, sink):
+        for sock in (client, backend):
             with contextlib.suppress(OSError):
                 sock.close()

@@ -69,7 +69,11 @@ class _StreamProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake()
-        return False  # let the transport close itself (TLS ignores the answer)
+        # Keep the connection half-open: a peer that shuts its sending side
+        # after its last command (exim does, after BDAT LAST and QUIT) is
+        # still owed the replies.  The stream closes the transport when the
+        # operation is done.  (TLS transports ignore the answer.)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True

@@ -114,12 +114,19 @@ class SocketStream:
         )
 
     def close(self) -> None:
+        sock = self.socket
         try:
-            if not isinstance(self.socket, ssl.SSLSocket):
-                self.socket.shutdown(socket.SHUT_WR)
-        except OSError:
+            if isinstance(sock, ssl.SSLSocket):
+                # Say goodbye with a TLS close_notify, without waiting for
+                # the peer's: non-blocking, the second half of the shutdown
+                # gives up at once.
+                sock.settimeout(0)
+                sock.unwrap()
+            else:
+                sock.shutdown(socket.SHUT_WR)
+        except (OSError, ValueError):
             pass
-        self.socket.close()
+        sock.close()
 
     @property
     def peer(self) -> tuple[str, int]:

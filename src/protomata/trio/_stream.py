@@ -138,7 +138,9 @@ class Stream:
             self.tls_context,
             server_side=server_side,
             server_hostname=None if server_side else (server_hostname or self.server_hostname),
-            https_compatible=True,
+            # A server says goodbye with close_notify; a client skips it,
+            # as HTTPS clients do (and some servers never answer it).
+            https_compatible=not server_side,
         )
         try:
             # server side: a client that never finishes the handshake is a
