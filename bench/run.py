@@ -12,8 +12,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import http_bench
+import smtp_bench
 
-BENCHMARKS = [http_bench.main]
+BENCHMARKS = [http_bench.main, smtp_bench.main]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,8 @@ def to_lf(data: bytes) -> bytes:
 
 def _clean(text: str) -> str:
     """*text* made safe for one header line (no control characters)."""
+    if text.isprintable():  # the usual case: control characters are never printable
+        return text
     return "".join(ch if ch >= " " and ch != "\x7f" else "?" for ch in text)
 
 
