@@ -330,8 +330,13 @@ def curl(served: Served, path: str, *options: str) -> Run:
 
 @pytest.mark.parametrize(
     ("login_options", "expected_login"),
-    [((), "> AUTH PLAIN"), (("--login-options", "AUTH=+APOP"), "> APOP alice")],
-    ids=["sasl-plain", "apop"],
+    [
+        ((), "> AUTH CRAM-MD5"),  # curl picks the strongest mechanism offered
+        (("--login-options", "AUTH=PLAIN"), "> AUTH PLAIN"),
+        (("--login-options", "AUTH=LOGIN"), "> AUTH LOGIN"),
+        (("--login-options", "AUTH=+APOP"), "> APOP alice"),
+    ],
+    ids=["sasl-cram-md5", "sasl-plain", "sasl-login", "apop"],
 )
 def test_curl_list_and_retr(
     server: Served, login_options: tuple[str, ...], expected_login: str

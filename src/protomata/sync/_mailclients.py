@@ -36,6 +36,7 @@ from ..smtp._operations import (
     quit,
     rset,
 )
+from ._asynchttp import client_tls_context
 from ._runner import run
 from ._stream import SocketStream, Timeouts, connect_tcp
 
@@ -50,15 +51,7 @@ __all__ = [
 ]
 
 
-def tls_context(verify: bool | ssl.SSLContext = True) -> ssl.SSLContext:
-    """A client TLS context: verifying (the default), *verify* itself, or not verifying."""
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+tls_context = client_tls_context
 
 
 class SMTPClientBase:

@@ -43,7 +43,44 @@ def _settings(tls: bool, stls: bool, port: int | None) -> int:
     return port
 
 
-class POP3Client:
+class _POP3ClientBase:
+    """The settings and the machine every POP3 client has, whatever its I/O."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: bool = False,
+        stls: bool = False,
+        verify: bool | ssl.SSLContext = True,
+        timeout: float = 60.0,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_listing_size: int = DEFAULT_MAX_LISTING_SIZE,
+    ) -> None:
+        self.host = host
+        self.port = _settings(tls, stls, port)
+        self.tls = tls
+        self.stls = stls
+        self.tls_context = tls_context(verify)
+        self.timeouts = Timeouts(timeout, connect=timeout, write=timeout)
+        self.session = ClientSession(
+            max_line_length=max_line_length, max_listing_size=max_listing_size
+        )
+        #: The greeting text, once connected.
+        self.greeting = ""
+        self._start()
+
+    def _start(self) -> None:
+        """What the constructor does last: the blocking client connects."""
+
+    @property
+    def conn(self) -> POP3Connection:
+        """The client protocol machine."""
+        return self.session.conn
+
+
+class POP3Client(_POP3ClientBase):
     """A blocking POP3 session (connects and reads the greeting at once).
 
     :param tls: start TLS on connect (implicit TLS, "POP3S", port 995).
@@ -61,39 +98,17 @@ class POP3Client:
     connection raise :class:`POP3Error`; timeouts :class:`TimeoutError`.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: bool = False,
-        stls: bool = False,
-        verify: bool | ssl.SSLContext = True,
-        timeout: float = 60.0,
-        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
-        max_listing_size: int = DEFAULT_MAX_LISTING_SIZE,
-    ) -> None:
-        port = _settings(tls, stls, port)
-        self.session = ClientSession(
-            max_line_length=max_line_length, max_listing_size=max_listing_size
-        )
-        self.stream: SocketStream = connect_tcp(
-            host,
-            port,
-            timeouts=Timeouts(timeout, connect=timeout, write=timeout),
-            tls_context=tls_context(verify),
-            tls=tls,
+    stream: SocketStream
+
+    def _start(self) -> None:
+        self.stream = connect_tcp(
+            self.host, self.port, timeouts=self.timeouts, tls_context=self.tls_context, tls=self.tls
         )
         try:
-            self.greeting: str = run(self.session.open(stls), self.stream)
+            self.greeting = run(self.session.open(self.stls), self.stream)
         except BaseException:
             self.stream.close()
             raise
-
-    @property
-    def conn(self) -> POP3Connection:
-        """The client protocol machine."""
-        return self.session.conn
 
     def _run(self, op: Operation[T]) -> T:
         return run(op, self.stream)
@@ -214,7 +229,7 @@ class POP3Client:
             self.close()
 
 
-class AsyncPOP3ClientBase:
+class AsyncPOP3ClientBase(_POP3ClientBase):
     """The async POP3 client for any event loop (see ``protomata.asyncio.POP3Client``).
 
     Subclasses set :attr:`_connect_tcp` (the adapter's ``connect_tcp``) and
@@ -226,48 +241,14 @@ class AsyncPOP3ClientBase:
 
     _connect_tcp: Callable[..., Awaitable[Any]]
     _runner: Callable[..., Awaitable[Any]]
-
-    def __init__(
-        self,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: bool = False,
-        stls: bool = False,
-        verify: bool | ssl.SSLContext = True,
-        timeout: float = 60.0,
-        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
-        max_listing_size: int = DEFAULT_MAX_LISTING_SIZE,
-    ) -> None:
-        self.host = host
-        self.port = _settings(tls, stls, port)
-        self.tls = tls
-        self.stls = stls
-        self.verify = verify
-        self.timeout = timeout
-        self.session = ClientSession(
-            max_line_length=max_line_length, max_listing_size=max_listing_size
-        )
-        self.stream: Any = None
-        #: The greeting text, once connected.
-        self.greeting = ""
-
-    @property
-    def conn(self) -> POP3Connection:
-        """The client protocol machine."""
-        return self.session.conn
+    stream: Any = None
 
     async def connect(self) -> None:
         """Connect, read the greeting and do STLS if asked."""
         if self.stream is not None:
             raise RuntimeError("already connected")
-        timeout = self.timeout
         self.stream = await type(self)._connect_tcp(
-            self.host,
-            self.port,
-            timeouts=Timeouts(timeout, connect=timeout, write=timeout),
-            tls_context=tls_context(self.verify),
-            tls=self.tls,
+            self.host, self.port, timeouts=self.timeouts, tls_context=self.tls_context, tls=self.tls
         )
         try:
             self.greeting = await self._run(self.session.open(self.stls))
