@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from protomata.smtp._maildir import received_header
 from protomata.smtp._server import Envelope
-from protomata.sync import _asyncmail, _maildir
+from protomata.sync import _maildir, _mailservice
 from protomata.sync._maildir import Maildir
 
 TIMEOUT = 10.0
@@ -129,18 +129,17 @@ def test_header_fields_never_carry_control_characters(text: str) -> None:
 
 def test_the_received_date_is_formatted_once_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1_800_000_000.25]
-    monkeypatch.setattr(_asyncmail, "time", SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr(_mailservice, "time", SimpleNamespace(time=lambda: clock[0]))
     calls: list[object] = []
-    real_formatdate = _asyncmail.formatdate
+    real_formatdate = _mailservice.formatdate
 
     def counting_formatdate(*args: Any, **kwargs: Any) -> str:
         calls.append(args)
         return real_formatdate(*args, **kwargs)
 
-    monkeypatch.setattr(_asyncmail, "formatdate", counting_formatdate)
-    sink = object.__new__(_asyncmail.AsyncSMTPSink)
-    sink._date_second = -1
-    sink._date_text = ""
+    monkeypatch.setattr(_mailservice, "formatdate", counting_formatdate)
+    sink = object.__new__(_mailservice.SMTPServiceBase)
+    sink._date = (-1, "")
     first = sink._received_date()
     clock[0] += 0.5
     assert sink._received_date() == first
