@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 FUZZ_DIR = Path(__file__).resolve().parents[2] / "fuzz"
 SEEDS_DIR = FUZZ_DIR / "seeds"
-HARNESSES = ("http_server", "http_client")
+HTTP_HARNESSES = ("http_server", "http_client")
+MAIL_HARNESSES = ("smtp_server", "smtp_client", "pop3_server", "pop3_client")
+HARNESSES = HTTP_HARNESSES + MAIL_HARNESSES
 
 
 @functools.cache
@@ -67,7 +69,15 @@ def test_seed_corpus_is_realistic(modules: dict[str, ModuleType], name: str) -> 
     seeds = _seeds(name)
     assert len(seeds) >= 12
     streams = [modules[name].decode_input(p.read_bytes())[-1] for p in seeds]
-    assert all(s.startswith(b"HTTP/1.") for s in streams) == (name == "http_client")
+    starts: dict[str, tuple[bytes, ...]] = {
+        "http_client": (b"HTTP/1.",),
+        "smtp_client": (b"220", b"554"),  # a greeting or a refusal
+        "pop3_client": (b"+OK ", b"-ERR "),
+    }
+    if name in starts:
+        assert all(s.startswith(starts[name]) for s in streams)
+    else:
+        assert not any(s.startswith(b"HTTP/1.") for s in streams)
     # Seeds differ in their control bytes too, not only in the stream.
     assert len({p.read_bytes()[-2:] for p in seeds}) > 3
 
@@ -276,3 +286,93 @@ def test_regression_client_status_line_of_max_length_split(
     module.check_one_input(_client_input(head, [len(head) - 2], flags=_SMALL_CLIENT))
     transcript = module.ClientSession(0, _SMALL_CLIENT, len(head)).run([head[:-2], head[-2:]])
     assert transcript[1][0] == "event" and transcript[1][1].reason == b"x" * 77
+
+
+# -- the mail harnesses ----------------------------------------------------------
+
+
+def _streams(modules: dict[str, ModuleType], name: str) -> bytes:
+    return b"\n".join(modules[name].decode_input(p.read_bytes())[-1] for p in _seeds(name))
+
+
+@pytest.mark.parametrize(
+    ("name", "needles"),
+    [
+        (
+            "smtp_server",
+            [b"EHLO ", b"LHLO ", b"DATA\r\n", b"BDAT ", b"AUTH ", b"STARTTLS", b"\n.\n"],
+        ),
+        ("smtp_client", [b"250-PIPELINING", b"354 ", b"334 ", b"421 ", b"550 ", b"\n250 "]),
+        ("pop3_server", [b"APOP ", b"AUTH ", b"STLS", b"RETR ", b"TOP ", b"UIDL", b"\x00"]),
+        ("pop3_client", [b"+OK", b"-ERR", b"+ ", b"\r\n..", b"SASL ", b"STLS"]),
+    ],
+)
+def test_mail_seeds_cover_the_protocol(
+    modules: dict[str, ModuleType], name: str, needles: list[bytes]
+) -> None:
+    streams = _streams(modules, name)
+    for needle in needles:
+        assert needle in streams, needle
+
+
+@pytest.mark.parametrize("name", MAIL_HARNESSES)
+def test_mail_input_round_trip(modules: dict[str, ModuleType], name: str) -> None:
+    module = modules[name]
+    data = module.encode_input(b"QUIT\r\n", 0xA5, [1, 256, 7])
+    assert module.decode_input(data) == (0xA5, [1, 256, 7], b"QUIT\r\n")
+    with pytest.raises(ValueError):
+        module.encode_input(b"", 0, [0])
+
+
+def _mail_input(name: str, stream: bytes, flags: int, sizes: list[int]) -> bytes:
+    return _load(name).encode_input(stream, flags, sizes)
+
+
+@pytest.mark.parametrize(
+    ("name", "stream", "flags", "sizes"),
+    [
+        # A too-long DATA line: the bytes before it came out only when they
+        # arrived in an earlier read (DotUnstuffer).
+        (
+            "smtp_server",
+            b"EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n" + b"y" * 90 + b"\r\n",
+            0x06,
+            [13, 51],
+        ),
+        # max_message_size: DataChunks up to the read that crossed it, or none.
+        (
+            "smtp_server",
+            b"EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"
+            + (b"y" * 60 + b"\r\n") * 6
+            + b".\r\nQUIT\r\n",
+            0x06,
+            [13, 50],
+        ),
+        # A quote in a source route: the parser accepted what MailFrom refused.
+        (
+            "smtp_server",
+            b'HELO c\r\nMAIL FROM: <@relay.exam"p:eojlhn doe"@x.example>\r\nQUIT\r\n',
+            0x00,
+            [],
+        ),
+        # A quoted "<" in an address: accepted by the parser, refused by MailFrom.
+        ("smtp_server", b'HELO c\r\nMAIL FROM:<"a<b"@x>\r\nQUIT\r\n', 0x00, []),
+        # Control characters in reply text: accepted, but no Reply could carry them.
+        ("smtp_client", b"554 5.7.1 no service\r\n503 5.5.1 bad\r\x1a221 bye\r\n", 0x00, []),
+        # A greeting timestamp with invalid UTF-8: apop_digest raised UnicodeEncodeError.
+        ("pop3_client", b"+OK POP3 ready <1896.6971@dbc.mtview\xdbca.us>\r\n+OK\r\n", 0x48, []),
+        # A reply text with a bare CR, a listing with message 0, a 71-byte unique-id.
+        ("pop3_client", b"+OK hi\r\n+OK a\rb\r\n", 0x40, []),
+        ("pop3_client", b"+OK hi\r\n+OK\r\n+OK\r\n+OK 1 2\r\n+OK\r\n0 12\r\n.\r\n", 0x40, []),
+        (
+            "pop3_client",
+            b"+OK hi\r\n+OK\r\n+OK\r\n+OK 1 2\r\n+OK\r\n.\r\n+OK\r\n1 " + b"u" * 71 + b"\r\n.\r\n",
+            0x40,
+            [5],
+        ),
+        # APOP with a name containing spaces: accepted, but Apop() refuses it.
+        ("pop3_server", b"APOP a b c4c9334bac560ecc979e58001b3e22fb\r\nQUIT\r\n", 0x00, [3]),
+    ],
+)
+def test_regression_mail_inputs(name: str, stream: bytes, flags: int, sizes: list[int]) -> None:
+    _load(name).check_one_input(_mail_input(name, stream, flags, sizes))

@@ -115,6 +115,7 @@ class DotUnstuffer:
     __slots__ = (
         "_at_line_start",
         "_done",
+        "_failure",
         "_line_length",
         "line_hint",
         "max_line_length",
@@ -140,17 +141,13 @@ class DotUnstuffer:
         self._at_line_start = True
         self._line_length = 0
         self._done = False
+        # (message, hint) of a limit already crossed: raised by the next read.
+        self._failure: tuple[str, int] | None = None
 
     @property
     def done(self) -> bool:
         """Whether the terminating ``"."`` line has been consumed."""
         return self._done
-
-    def _check_line(self, length: int) -> None:
-        if length > self.max_line_length:
-            raise RemoteProtocolError(
-                f"text line exceeds the limit of {self.max_line_length} bytes", self.line_hint
-            )
 
     def read(self, buf: ReceiveBuffer) -> bytes | EndOfBlock | None:
         """Decode what *buf* holds.
@@ -158,7 +155,14 @@ class DotUnstuffer:
         Returns a non-empty chunk of body bytes, :data:`END_OF_BLOCK` once the
         block is over (and on every later call), or None when more bytes are
         needed.  A final chunk and the end may come from two calls.
+
+        A limit is enforced the same way however the bytes arrived: the body
+        bytes before the point where a line (or the body) crosses its limit
+        are handed out, and the call after them raises.
         """
+        failure = self._failure
+        if failure is not None:
+            raise RemoteProtocolError(*failure)
         if self._done:
             return END_OF_BLOCK
         data = buf._data  # same package: read in place, consume with skip()
@@ -166,6 +170,7 @@ class DotUnstuffer:
         pos = 0
         pieces: list[bytearray] = []
         line_length = self._line_length
+        max_line = self.max_line_length
         while pos < size:
             if self._at_line_start:
                 if data[pos] == _DOT:
@@ -185,29 +190,40 @@ class DotUnstuffer:
             if end < 0:
                 # Hold back a trailing CR: it may start the CRLF of this line.
                 stop = size - 1 if data[size - 1] == _CR else size
-                line_length += stop - pos
-                self._check_line(line_length)
-                if stop > pos:
-                    pieces.append(data[pos:stop])
-                pos = stop
+            else:
+                stop = end + 2
+            if line_length + stop - pos > max_line:
+                keep = max_line - line_length
+                if keep > 0:
+                    pieces.append(data[pos : pos + keep])
+                    pos += keep
+                    line_length += keep
+                self._failure = (
+                    f"text line exceeds the limit of {max_line} bytes",
+                    self.line_hint,
+                )
                 break
-            end += 2
-            line_length += end - pos
-            self._check_line(line_length)
-            pieces.append(data[pos:end])
-            pos = end
+            line_length += stop - pos
+            if stop > pos:
+                pieces.append(data[pos:stop])
+            pos = stop
+            if end < 0:
+                break
             self._at_line_start = True
         self._line_length = line_length
         chunk = b"".join(pieces)
         if pos:
             buf.skip(pos)
+        max_size = self.max_size
+        if max_size is not None and self.size + len(chunk) > max_size:
+            chunk = chunk[: max_size - self.size]
+            self._failure = (f"message exceeds the limit of {max_size} bytes", self.size_hint)
         if chunk:
             self.size += len(chunk)
-            if self.max_size is not None and self.size > self.max_size:
-                raise RemoteProtocolError(
-                    f"message exceeds the limit of {self.max_size} bytes", self.size_hint
-                )
             return chunk
+        failure = self._failure
+        if failure is not None:
+            raise RemoteProtocolError(*failure)
         return END_OF_BLOCK if self._done else None
 
 

@@ -318,8 +318,8 @@ class Connection:
         line = self._line(self.max_line_length, "reply line")
         if line is None:
             return self._at_eof()
-        if b"\n" in line or b"\x00" in line:
-            raise RemoteProtocolError("stray LF or NUL in a reply line")
+        if b"\n" in line or b"\r" in line or b"\x00" in line:
+            raise RemoteProtocolError("stray CR, LF or NUL in a reply line")
         if line.startswith(b"+OK") and (len(line) == 3 or line[3:4] == b" "):
             ok = True
             text = decode(line[4:])

@@ -66,7 +66,9 @@ _FORBIDDEN = re.compile(r"[\r\n\x00]")
 _MECHANISM = re.compile(r"[A-Z0-9_-]{1,20}")
 # RFC 1939 section 7: a unique-id is 1 to 70 characters in 0x21..0x7E.
 _UID = re.compile(r"[\x21-\x7e]{1,70}")
-_TIMESTAMP = re.compile(r"<[^<>\s]*>")
+# RFC 1939 section 7: the timestamp is a msg-id, printable ASCII in brackets
+# (APOP digests it as bytes, so nothing else could be used anyway).
+_TIMESTAMP = re.compile(r"<[\x21-\x3b=\x3f-\x7e]*>")
 
 
 def _text(value: object, what: str) -> str:

@@ -52,7 +52,8 @@ __all__ = [
 _CRLF = b"\r\n"
 _NUMBER = re.compile(r"[0-9]{1,10}")
 _MECHANISM = re.compile(r"[A-Za-z0-9_-]{1,20}")
-_UID = re.compile(r"[\x21-\x7e]+")
+# RFC 1939 section 7: a unique-id is 1 to 70 characters in 0x21..0x7E.
+_UID = re.compile(r"[\x21-\x7e]{1,70}")
 
 
 class CommandSyntaxError(Exception):
@@ -148,8 +149,9 @@ def _parse_pass(args: str) -> Command:
 
 
 def _parse_apop(args: str) -> Command:
-    name, _, digest = args.rpartition(" ")
-    if not name or not digest:
+    # Exactly two words: a name with spaces could not be sent back (Apop).
+    name, _, digest = args.partition(" ")
+    if not name or not digest or " " in digest:
         raise CommandSyntaxError("APOP needs a name and a digest")
     return _make_event(Apop, name, digest)
 
@@ -213,7 +215,8 @@ def parse_command(line: bytes) -> Command:
         raise CommandSyntaxError("stray CR, LF or NUL in the command line")
     text = decode(line)
     keyword, _, args = text.partition(" ")
-    parser = COMMAND_PARSERS.get(keyword.upper())
+    # ASCII only: str.upper() would turn "\ufb06LS" into STLS and "u\u017fer" into USER.
+    parser = COMMAND_PARSERS.get(keyword.upper()) if keyword.isascii() else None
     if parser is None:
         raise CommandSyntaxError(f"unknown command {keyword[:20]!r}")
     # PASS keeps its argument verbatim (passwords may have spaces at the ends).
@@ -265,7 +268,14 @@ def parse_listing(kind: type, text: str, body: bytes) -> ScanListing | UidListin
     if kind is Capabilities:
         caps = []
         for line in lines:
-            if not line or b"\n" in line or b"\r" in line or b"\x00" in line:
+            # A capability starts with its tag, never with "." (RFC 2449 6).
+            if (
+                not line
+                or line.startswith(b".")
+                or b"\n" in line
+                or b"\r" in line
+                or b"\x00" in line
+            ):
                 raise ListingSyntaxError(f"invalid capability line {line[:80]!r}")
             caps.append(decode(line))
         return _make_event(Capabilities, tuple(caps), text)
@@ -276,6 +286,8 @@ def parse_listing(kind: type, text: str, body: bytes) -> ScanListing | UidListin
         if len(parts) < 2 or not parts[0].isdigit() or len(parts[0]) > 10:
             raise ListingSyntaxError(f"invalid listing line {line[:80]!r}")
         msg = int(parts[0])
+        if msg < 1:
+            raise ListingSyntaxError(f"message numbers start at 1: {line[:80]!r}")
         if kind is ScanListing:
             if not parts[1].isdigit() or len(parts[1]) > 20:
                 raise ListingSyntaxError(f"invalid size in {line[:80]!r}")

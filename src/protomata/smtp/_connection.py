@@ -70,6 +70,7 @@ from ._events import (
     SMTPEvent,
     StartTLS,
     Vrfy,
+    reply_text_problem,
 )
 from ._extensions import Extensions
 from ._syntax import BdatHeader, bad, parse_auth_response, parse_command, parse_reply, write_reply
@@ -214,7 +215,9 @@ class Connection:
         message (DATA or all BDAT chunks together), or None.  A message over
         the limit is read to its end and discarded; in place of
         ``EndOfData`` (or the final ``Bdat``) the server gets a
-        :class:`BadCommand` with a 552 reply.
+        :class:`BadCommand` with a 552 reply.  The ``DataChunk`` events
+        before it carry exactly the first *max_message_size* body bytes,
+        however the body was split into reads.
     :param max_reply_line_length: the longest reply line a client accepts.
     :param max_bdat_chunk_size: the largest single BDAT chunk a server
         buffers; a larger one is read, discarded and answered with 552.
@@ -423,7 +426,13 @@ class Connection:
                     raise RemoteProtocolError("connection closed in the middle of a reply")
                 return self._closed()
             return NEED_DATA
-        reply = parse_reply(*found)
+        code, lines = found
+        for line in lines:
+            # A stray CR or NUL is a broken (or smuggling) server, and a
+            # reply carrying one could not be passed on by a proxy.
+            if reply_text_problem(line):
+                raise RemoteProtocolError(f"control character in reply text {line[:80]!r}")
+        reply = parse_reply(code, lines)
         if not self._pending:
             if reply.code != 421:
                 raise RemoteProtocolError(f"unexpected reply {reply.code}: no command pending")
@@ -564,12 +573,18 @@ class Connection:
             self._pending.append(_BODY)
             return _make_event(EndOfData)
         assert isinstance(piece, bytes)
-        self._message_size += len(piece)
-        limit = self.max_message_size
-        if limit is not None and self._message_size > limit:
-            self._oversized = True
         if self._oversized:
             return self._next_body_piece()  # read on to the end, handing nothing out
+        size = self._message_size + len(piece)
+        limit = self.max_message_size
+        if limit is not None and size > limit:
+            # Hand out exactly the first *limit* bytes, however the body was
+            # split into reads, so the events do not depend on the chunking.
+            self._oversized = True
+            piece = piece[: limit - self._message_size]
+            if not piece:
+                return self._next_body_piece()
+        self._message_size = size
         return _make_event(DataChunk, piece)
 
     # -- sending -------------------------------------------------------------

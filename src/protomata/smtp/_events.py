@@ -42,6 +42,7 @@ __all__ = [
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _PARAM_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _PARAM_VALUE = re.compile(r"[^\x00-\x20=\x7f]+")
+_REPLY_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")
 _set = object.__setattr__
 
@@ -73,12 +74,49 @@ def _params(params: Iterable[tuple[str, str | None]] | dict[str, str | None]) ->
     return tuple(out)
 
 
+def address_problem(value: str) -> str | None:
+    """Why ``<value>`` would not read back as *value*, or None if it would.
+
+    Outside a quoted string (RFC 5321 4.1.2) ``<``, ``>`` and spaces are
+    not allowed; inside one they are, and a backslash escapes the next
+    character.  A leading ``@`` would be read as a source route.  The
+    parser applies the same rule to what it accepts.
+    """
+    if value.startswith("@"):
+        return "must not start with '@'"
+    quoted = False
+    escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif quoted:
+            if char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+        elif char in "<>":
+            return "must be given without angle brackets"
+        elif char == " ":
+            return "contains a space"
+    return "has an unterminated quoted string" if quoted else None
+
+
+def reply_text_problem(line: str) -> bool:
+    """Whether *line* has a control character other than HT.
+
+    RFC 5321 4.2: reply text is HT, SP and printable characters (UTF-8
+    under SMTPUTF8).  The parser refuses what the constructor refuses.
+    """
+    return _REPLY_FORBIDDEN.search(line) is not None
+
+
 def _address(value: str) -> str:
     _text(value, "address")
-    if "<" in value or ">" in value:
-        raise LocalProtocolError(f"address must be given without angle brackets: {value!r}")
-    if " " in value and '"' not in value:
-        raise LocalProtocolError(f"address contains a space: {value!r}")
+    problem = address_problem(value)
+    if problem is not None:
+        raise LocalProtocolError(f"address {problem}: {value!r}")
     return value
 
 
@@ -328,7 +366,8 @@ class Reply(SMTPEvent):
         if not text:
             text = ("",)
         for line in text:
-            _text(line, "reply text")
+            if not isinstance(line, str) or reply_text_problem(line):
+                raise LocalProtocolError(f"invalid reply text {line!r}")
         if enhanced_status is not None:
             if not _ENHANCED.fullmatch(enhanced_status):
                 raise LocalProtocolError(f"invalid enhanced status code {enhanced_status!r}")

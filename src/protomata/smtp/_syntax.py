@@ -30,6 +30,7 @@ from ._events import (
     SMTPEvent,
     StartTLS,
     Vrfy,
+    address_problem,
 )
 
 __all__ = ["BdatHeader", "parse_command", "parse_reply", "write_reply"]
@@ -40,8 +41,15 @@ _PARAM_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _PARAM_VALUE = re.compile(r"[^\x00-\x20=\x7f]+")
 _MECHANISM = re.compile(r"[A-Za-z0-9_-]{1,20}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}|\*")
+# RFC 5321 4.1.2 A-d-l: "@" domain *( "," "@" domain ), before the ":".
+_ROUTE = re.compile(r"@[^\s<>:,@\"]+(?:,@[^\s<>:,@\"]+)*")
 _BDAT_SIZE = re.compile(r"[0-9]{1,18}")
 _ENHANCED = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |$)")
+
+
+def _ascii_upper(text: str) -> str:
+    """*text* upper-cased if it is ASCII, else ``""`` (which matches no keyword)."""
+    return text.upper() if text.isascii() else ""
 
 
 def bad(line: bytes, code: int, status: str, text: str) -> BadCommand:
@@ -81,9 +89,13 @@ def _parse_path(text: str) -> tuple[str, str] | None:
             if address.startswith("@"):
                 # An obsolete source route (RFC 5321 4.1.1.3): ignore it.
                 colon = address.find(":")
-                if colon < 0:
+                if colon < 0 or not _ROUTE.fullmatch(address, 0, colon):
                     return None
                 address = address[colon + 1 :]
+            # What we accept must be what we could send (no stray quote,
+            # no "@a:@b:c" that would read back as a route).
+            if address_problem(address) is not None:
+                return None
             return address, text[i + 1 :]
         elif c in "< ":
             return None
@@ -104,7 +116,7 @@ def _parse_params(text: str) -> tuple[tuple[str, str | None], ...] | None:
 def _path_command(
     cls: type[MailFrom] | type[RcptTo], prefix: str, line: bytes, arg: str
 ) -> SMTPEvent:
-    if arg[: len(prefix)].upper() != prefix:
+    if _ascii_upper(arg[: len(prefix)]) != prefix:
         return bad(line, 501, "5.5.4", f"Syntax: {cls.__name__[:4].upper()} {prefix}<address>")
     # "MAIL FROM: <a>" is common in the wild and unambiguous: accept it.
     parsed = _parse_path(arg[len(prefix) :].lstrip(" "))
@@ -173,7 +185,7 @@ def _bdat(line: bytes, arg: str) -> SMTPEvent | BdatHeader:
     if (
         not 1 <= len(parts) <= 2
         or not _BDAT_SIZE.fullmatch(parts[0])
-        or (len(parts) == 2 and parts[1].upper() != "LAST")
+        or (len(parts) == 2 and _ascii_upper(parts[1]) != "LAST")
     ):
         return bad(line, 501, "5.5.4", "Syntax: BDAT size [LAST]")
     return BdatHeader(line, int(parts[0]), len(parts) == 2)
@@ -210,7 +222,8 @@ def parse_command(line: bytes, lmtp: bool = False) -> SMTPEvent | BdatHeader:
     if _CONTROL.search(text):
         return bad(line, 500, "5.5.2", "Control character in command")
     verb, _, arg = text.partition(" ")
-    parser = (_LMTP_COMMANDS if lmtp else _COMMANDS).get(verb.upper())
+    # ASCII only: str.upper() maps "\ufb06ARTTLS" or "MA\u0131L" to a verb.
+    parser = (_LMTP_COMMANDS if lmtp else _COMMANDS).get(_ascii_upper(verb))
     if parser is None:
         return bad(line, 500, "5.5.1", "Command unrecognized")
     return parser(line, arg.rstrip(" "))
