@@ -16,7 +16,7 @@ from typing import Any
 
 from . import EXIT_FAILURE, EXIT_OK, CLIError, UsageError
 
-__all__ = ["load_app", "serve_http"]
+__all__ = ["adapter_module", "load_app", "serve_http", "server_tls_context"]
 
 
 def load_app(spec: str) -> Any:
@@ -40,7 +40,8 @@ def load_app(spec: str) -> Any:
     return obj
 
 
-def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+def server_tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server TLS context of ``--tls-cert``/``--tls-key``, or None without them."""
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     if not args.tls_cert:
@@ -84,17 +85,14 @@ def _choose(args: argparse.Namespace, app: Any = None) -> tuple[str, str | None]
     return io, interface
 
 
-def _adapter(io: str) -> Any:
-    if io == "sync":
-        from .. import sync
-
-        return sync
+def adapter_module(io: str, needs: str = "HTTPServer") -> Any:
+    """The adapter package ``protomata.<io>``, which must offer *needs*."""
     try:
         adapter = importlib.import_module(f"protomata.{io}")
     except ImportError as exc:
         raise UsageError(f"--io {io} is not available: {exc}") from exc
-    if not hasattr(adapter, "HTTPServer"):
-        raise UsageError(f"--io {io} has no HTTP server yet")
+    if not hasattr(adapter, needs):
+        raise UsageError(f"--io {io} has no {needs}")
     return adapter
 
 
@@ -102,8 +100,8 @@ def _build(args: argparse.Namespace, reuse_port: bool) -> tuple[Any, str, str]:
     """The server object, its adapter name and what it serves (for the banner)."""
     app = load_app(args.app) if args.app is not None else None
     io, interface = _choose(args, app)
-    tls = _tls_context(args)
-    adapter = _adapter(io)
+    tls = server_tls_context(args)
+    adapter = adapter_module(io)
     options: dict[str, Any] = {"tls_context": tls, "reuse_port": reuse_port}
     if args.no_access_log:
         options["access_log"] = (lambda line: None) if io == "sync" else False
@@ -208,7 +206,7 @@ def _serve_workers(args: argparse.Namespace) -> int:
     if not hasattr(os, "fork") or not hasattr(signal, "SIGTERM"):
         raise UsageError("--workers needs fork(), which this platform lacks")
     _choose(args, load_app(args.app) if args.app else None)  # usage errors before forking
-    _tls_context(args)
+    server_tls_context(args)
     ready_r, ready_w = os.pipe()
     children: list[int] = []
     for _ in range(args.workers):

@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import ssl
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from . import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, IO_CHOICES, CLIError, UsageError, error
 from ._serve import _run as run_server
+from ._serve import adapter_module, server_tls_context
 
 __all__ = ["add_pop3_parser", "main", "serve_pop3"]
 
@@ -71,21 +70,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="an account (repeat for more); the password is also the APOP secret",
     )
     parser.add_argument("--io", choices=IO_CHOICES, default="sync", help="I/O adapter (sync)")
-    parser.add_argument("--tls-cert", metavar="FILE", help="offer STLS with this certificate")
+    parser.add_argument(
+        "--tls-cert", metavar="FILE", help="the TLS certificate: STLS is offered (or see --tls)"
+    )
     parser.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert")
-
-
-def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise UsageError("--tls-cert and --tls-key go together")
-    if not args.tls_cert:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(args.tls_cert, args.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"cannot load the TLS certificate or key: {exc}") from exc
-    return context
+    parser.add_argument(
+        "--tls", action="store_true", help="TLS from the start (POP3S, port 995) instead of STLS"
+    )
 
 
 def serve_pop3(args: argparse.Namespace) -> int:
@@ -93,36 +84,27 @@ def serve_pop3(args: argparse.Namespace) -> int:
     maildir = os.path.abspath(args.maildir)
     if not os.path.isdir(maildir):
         raise UsageError(f"--maildir {args.maildir!r} is not a directory")
-    tls = _tls_context(args)
-    server_class = _server_class(args.io)
+    tls = server_tls_context(args)
+    if args.tls and tls is None:
+        raise UsageError("--tls needs --tls-cert and --tls-key")
+    server_class = adapter_module(args.io, "POP3Server").POP3Server
 
     try:
         server = server_class(
-            args.host, args.port, maildir=maildir, users=dict(args.user), tls_context=tls
+            args.host,
+            args.port,
+            maildir=maildir,
+            users=dict(args.user),
+            tls_context=tls,
+            implicit_tls=args.tls,
         )
     except OSError as exc:
         raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
-    banner = f"Serving POP3 on {args.host}:{server.port} (maildir: {maildir})"
+    kind = "POP3S" if args.tls else "POP3"
+    banner = f"Serving {kind} on {args.host}:{server.port} (maildir: {maildir})"
     with contextlib.suppress(KeyboardInterrupt):
         run_server(server, args.io, lambda: print(banner, flush=True))
     return EXIT_OK
-
-
-def _server_class(io: str) -> Any:
-    """The POP3Server class of the adapter *io* (all take the same arguments)."""
-    if io == "asyncio":
-        from ..asyncio import POP3Server as AsyncioPOP3Server
-
-        return AsyncioPOP3Server
-    if io == "trio":
-        try:
-            from ..trio import POP3Server as TrioPOP3Server
-        except ImportError as exc:
-            raise UsageError(str(exc)) from None
-        return TrioPOP3Server
-    from ..sync import POP3Server
-
-    return POP3Server
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from . import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, IO_CHOICES, CLIError, UsageError, _port, error
 from ._serve import _run as run_server
+from ._serve import adapter_module, server_tls_context
 
 __all__ = ["add_parser", "main", "serve_smtp"]
 
@@ -36,8 +36,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="NAME:PASSWORD",
         help="offer AUTH PLAIN/LOGIN/CRAM-MD5 for this user (repeatable)",
     )
-    parser.add_argument("--tls-cert", metavar="FILE", help="offer STARTTLS with this certificate")
+    parser.add_argument(
+        "--tls-cert", metavar="FILE", help="the TLS certificate: STARTTLS is offered (or see --tls)"
+    )
     parser.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS from the start (SMTPS, port 465) instead of STARTTLS",
+    )
     parser.add_argument(
         "--max-size",
         type=int,
@@ -80,27 +87,16 @@ def _users(specs: list[str]) -> dict[str, str]:
     return users
 
 
-def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise UsageError("--tls-cert and --tls-key go together")
-    if not args.tls_cert:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(args.tls_cert, args.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"cannot load the TLS certificate or key: {exc}") from exc
-    return context
-
-
 def serve_smtp(args: argparse.Namespace) -> int:
     """Run ``serve smtp``; return the exit status."""
     if args.max_size < 1:
         raise UsageError("--max-size must be at least 1")
     users = _users(args.user)
-    tls = _tls_context(args)
+    tls = server_tls_context(args)
+    if args.tls and tls is None:
+        raise UsageError("--tls needs --tls-cert and --tls-key")
     maildir = os.path.abspath(args.maildir)
-    server_class = _server_class(args.io)
+    server_class = adapter_module(args.io, "SMTPServer").SMTPServer
 
     try:
         server = server_class(
@@ -110,35 +106,18 @@ def serve_smtp(args: argparse.Namespace) -> int:
             maildir=maildir,
             users=users,
             tls_context=tls,
+            implicit_tls=args.tls,
             max_message_size=args.max_size,
             lmtp=args.lmtp,
         )
     except OSError as exc:
         raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     host = f"[{server.host}]" if ":" in server.host else server.host
-    banner = (
-        f"Serving {'LMTP' if args.lmtp else 'SMTP'} on {host}:{server.port} (maildir: {maildir})"
-    )
+    kind = "LMTP" if args.lmtp else "SMTPS" if args.tls else "SMTP"
+    banner = f"Serving {kind} on {host}:{server.port} (maildir: {maildir})"
     with contextlib.suppress(KeyboardInterrupt):
         run_server(server, args.io, lambda: print(banner, flush=True))
     return EXIT_OK
-
-
-def _server_class(io: str) -> Any:
-    """The SMTPServer class of the adapter *io* (all take the same arguments)."""
-    if io == "asyncio":
-        from ..asyncio import SMTPServer as AsyncioSMTPServer
-
-        return AsyncioSMTPServer
-    if io == "trio":
-        try:
-            from ..trio import SMTPServer as TrioSMTPServer
-        except ImportError as exc:
-            raise UsageError(str(exc)) from None
-        return TrioSMTPServer
-    from ..sync import SMTPServer
-
-    return SMTPServer
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -476,6 +476,7 @@ class _Session:
         self.settings = settings
         self.envelope = Envelope(peer)
         self.envelope.lmtp = conn.lmtp
+        self.envelope.tls = conn.tls_active  # implicit TLS (SMTPS): encrypted from the start
         self.data: list[bytes] = []
         # AUTH mechanism name -> the exchange that yields (user, verdict).
         self.mechanisms: dict[str, Callable[[Auth], Operation[tuple[str, bool] | Reply | None]]]
