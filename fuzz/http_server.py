@@ -33,43 +33,16 @@ inputs once without atheris.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
-import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-try:
-    import atheris
-except ImportError:  # replay mode works without it
-    atheris = None
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-_FUZZING = __name__ == "__main__" and atheris is not None and "--replay" not in sys.argv
+import _harness
+from _harness import decode_input, encode_input
 
-if _FUZZING:
-    with atheris.instrument_imports(include=["protomata"]):
-        from protomata import RemoteProtocolError
-        from protomata.http import (
-            CLIENT,
-            CLOSED,
-            DONE,
-            ERROR,
-            IDLE,
-            MUST_CLOSE,
-            NEED_DATA,
-            PAUSED,
-            SEND_RESPONSE,
-            SERVER,
-            SWITCHED_PROTOCOL,
-            Connection,
-            ConnectionClosed,
-            Data,
-            EndOfMessage,
-            InformationalResponse,
-            Request,
-            Response,
-        )
-else:
+with _harness.instrumented(__name__):
     from protomata import RemoteProtocolError
     from protomata.http import (
         CLIENT,
@@ -93,80 +66,6 @@ else:
     )
 
 __all__ = ["TestOneInput", "check_one_input", "encode_input", "main"]
-
-# -- input decoding ------------------------------------------------------------
-
-
-class ReplayDataProvider:
-    """The part of atheris.FuzzedDataProvider this harness uses, in pure Python.
-
-    Same semantics as libFuzzer's provider (integers from the end, bytes
-    from the front), so replaying a file without atheris runs exactly what
-    the fuzzer ran.
-    """
-
-    def __init__(self, data: bytes) -> None:
-        self._data = bytes(data)
-        self._lo = 0
-        self._hi = len(self._data)
-
-    def remaining_bytes(self) -> int:
-        return self._hi - self._lo
-
-    def ConsumeBytes(self, count: int) -> bytes:
-        count = max(0, min(count, self._hi - self._lo))
-        out = self._data[self._lo : self._lo + count]
-        self._lo += count
-        return out
-
-    def ConsumeIntInRange(self, low: int, high: int) -> int:
-        span = high - low
-        result = 0
-        offset = 0
-        while offset < 64 and (span >> offset) > 0 and self._hi > self._lo:
-            self._hi -= 1
-            result = (result << 8) | self._data[self._hi]
-            offset += 8
-        if span != (1 << 64) - 1:
-            result %= span + 1
-        return low + result
-
-
-def _provider(data: bytes):
-    if atheris is not None:
-        return atheris.FuzzedDataProvider(data)
-    return ReplayDataProvider(data)
-
-
-def decode_input(data: bytes) -> tuple[int, list[int], bytes]:
-    """(flags, split sizes, stream) from a fuzz input."""
-    fdp = _provider(data)
-    flags = fdp.ConsumeIntInRange(0, 255)
-    count = fdp.ConsumeIntInRange(0, 15)
-    sizes = [fdp.ConsumeIntInRange(1, 256) for _ in range(count)]
-    return flags, sizes, fdp.ConsumeBytes(fdp.remaining_bytes())
-
-
-def encode_input(stream: bytes, flags: int = 0, sizes: Iterable[int] = ()) -> bytes:
-    """The fuzz input that ``decode_input`` turns into (flags, sizes, stream)."""
-    sizes = list(sizes)
-    if len(sizes) > 15 or not all(1 <= s <= 256 for s in sizes):
-        raise ValueError("at most 15 split sizes, each 1..256")
-    return stream + bytes(s - 1 for s in reversed(sizes)) + bytes([len(sizes), flags])
-
-
-def split_stream(stream: bytes, sizes: list[int]) -> Iterator[bytes]:
-    if not sizes:
-        yield stream
-        return
-    pos = 0
-    index = 0
-    while pos < len(stream):
-        size = sizes[index % len(sizes)]
-        yield stream[pos : pos + size]
-        pos += size
-        index += 1
-
 
 # -- the server under test ------------------------------------------------------------
 
@@ -205,7 +104,7 @@ def _check_request_round_trip(event: Request) -> None:
     ), f"round trip changed the request: {event!r} -> {again!r}"
 
 
-class ServerSession:
+class ServerSession(_harness.Session):
     """One connection's worth of server behaviour, recorded as a transcript."""
 
     def __init__(self, flags: int, stream_size: int) -> None:
@@ -378,118 +277,25 @@ class ServerSession:
                 raise AssertionError(f"a server received {event!r}")
             self.maybe_next_cycle()
 
-    def feed(self, chunk: bytes) -> None:
-        if self.stopped:
-            return
-        self.conn.receive_data(chunk)
-        self.eof = not chunk
-        self.drain()
-
-    def run(self, chunks: Iterable[bytes]) -> list[tuple]:
-        for chunk in chunks:
-            self.feed(chunk)
-            if self.stopped:
-                break
-        self.feed(b"")
-        return self.transcript
-
-
-def _first_difference(split: list[tuple], whole: list[tuple]) -> str:
-    for index, (a, b) in enumerate(zip(split, whole, strict=False)):
-        if a != b:
-            return f"item {index}, {a[0]} vs {b[0]}"
-    return f"{len(split)} vs {len(whole)} items"
-
 
 def check_one_input(data: bytes) -> None:
     """Run one input; raise on a crash or a broken invariant."""
     flags, sizes, stream = decode_input(data)
-    split = ServerSession(flags, len(stream)).run(split_stream(stream, sizes))
-    if sizes:
-        whole = ServerSession(flags, len(stream)).run([stream])
-        assert split == whole, (
-            f"chunking changed the events ({_first_difference(split, whole)}):\n"
-            f"  split {sizes}: {split!r}\n  in one piece: {whole!r}"
-        )
+    _harness.check_chunking(lambda: ServerSession(flags, len(stream)), stream, sizes)
 
 
-#: With PROTOMATA_FUZZ_COLLECT=DIR, failures are saved under DIR (a few per
-#: distinct signature) instead of stopping the fuzzer at the first one.
-_COLLECT_DIR = os.environ.get("PROTOMATA_FUZZ_COLLECT")
-_COLLECT_PER_SIGNATURE = 5
-
-
-def _collect(data: bytes, exc: BaseException) -> None:
-    frame = traceback.extract_tb(exc.__traceback__)[-1]
-    first_line = str(exc).split("\n", 1)[0].split(":", 1)[0][:60]
-    signature = (
-        f"{type(exc).__name__} at {os.path.basename(frame.filename)}:{frame.lineno}: {first_line}"
-    )
-    key = hashlib.sha1(signature.encode()).hexdigest()[:12]
-    folder = os.path.join(_COLLECT_DIR, key)
-    os.makedirs(folder, exist_ok=True)
-    saved = [name for name in os.listdir(folder) if name.startswith("input-")]
-    if not saved:
-        with open(os.path.join(folder, "SIGNATURE"), "w") as f:
-            f.write(signature + "\n\n" + "".join(traceback.format_exception(exc)))
-    if len(saved) < _COLLECT_PER_SIGNATURE:
-        name = "input-" + hashlib.sha1(data).hexdigest()
-        with open(os.path.join(folder, name), "wb") as f:
-            f.write(data)
-
-
-def TestOneInput(data: bytes) -> None:
-    """The fuzz target (atheris's naming convention)."""
-    if _COLLECT_DIR is None:
-        check_one_input(data)
-        return
-    try:
-        check_one_input(data)
-    except Exception as exc:
-        _collect(data, exc)
-
-
-# -- command line ----------------------------------------------------------------------
-
-
-def _input_files(paths: Iterable[str]) -> Iterator[str]:
-    for path in paths:
-        if os.path.isdir(path):
-            for root, _, files in sorted(os.walk(path)):
-                for name in sorted(files):
-                    yield os.path.join(root, name)
-        else:
-            yield path
+_COLLECT_DIR = _harness.COLLECT_DIR
+TestOneInput = _harness.make_entry_point(check_one_input)
 
 
 def replay(paths: Iterable[str]) -> int:
     """Run each input once; print failures; return the number that failed."""
-    failures = 0
-    count = 0
-    for path in _input_files(paths):
-        count += 1
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-            check_one_input(data)
-        except Exception:
-            failures += 1
-            print(f"FAILED: {path}", file=sys.stderr)
-            traceback.print_exc()
-    print(f"replayed {count} inputs, {failures} failed", file=sys.stderr)
-    return failures
+    return _harness.replay(globals()["check_one_input"], paths)  # looked up now: patchable
 
 
 def main(argv: list[str]) -> int:
-    if "--replay" in argv:
-        paths = [a for a in argv[1:] if a != "--replay"]
-        return 1 if replay(paths) else 0
-    if atheris is None:
-        print("atheris is not installed; use --replay FILE_OR_DIR ...", file=sys.stderr)
-        return 2
-    atheris.Setup(argv, TestOneInput)
-    atheris.Fuzz()
-    return 0
+    """Fuzz with atheris, or ``--replay FILE_OR_DIR ...``."""
+    return _harness.main(argv, check_one_input)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 A harness is a ``fuzz/NAME.py`` with a seed corpus in ``fuzz/seeds/NAME/``
 (http_server, http_client, smtp_server, smtp_client, pop3_server,
-pop3_client; ``fuzz/_mailfuzz.py`` is shared code, not a harness).
+pop3_client; ``fuzz/_harness.py`` is shared code, not a harness).
 Each run copies the seeds into a fresh work corpus (new inputs go there,
 never into fuzz/seeds), fuzzes for ``--seconds``, and reports the number of
 executions.  The exit status is non-zero if any harness crashed; the

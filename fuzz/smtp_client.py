@@ -3,7 +3,7 @@
 Input layout
 ------------
 ``<bytes from the server> <split sizes, last first> <k> <flags>`` (see
-``fuzz/_mailfuzz.py``); ``flags`` picks what the client tries (``_F_*``
+``fuzz/_harness.py``); ``flags`` picks what the client tries (``_F_*``
 below).  ``encode_input`` builds such a file.
 
 The client behaves like a mail submitter: after the greeting it sends
@@ -36,15 +36,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _mailfuzz
-from _mailfuzz import decode_input, encode_input, split_stream
+import _harness
+from _harness import decode_input, encode_input
 
-with _mailfuzz.instrumented(__name__):
+with _harness.instrumented(__name__):
     from protomata._core import ReceiveBuffer
     from protomata._core._textproto import ReplyReader
     from protomata.smtp import (
@@ -101,7 +100,7 @@ def _check_reply_round_trip(reply: Reply) -> None:
     assert again == reply, f"round trip: {reply!r} -> {wire!r} -> {again!r}"
 
 
-class ClientSession:
+class ClientSession(_harness.Session):
     """One connection's worth of client behaviour, recorded as a transcript."""
 
     def __init__(self, flags: int, stream_size: int) -> None:
@@ -260,43 +259,22 @@ class ClientSession:
             _check_reply_round_trip(event)
             self.act()
 
-    def feed(self, chunk: bytes) -> None:
-        if self.stopped:
-            return
-        self.conn.receive_data(chunk)
-        self.eof = not chunk
-        self.drain()
-
-    def run(self, chunks: Iterable[bytes]) -> list[tuple[Any, ...]]:
-        for chunk in chunks:
-            if chunk:
-                self.feed(chunk)
-            if self.stopped:
-                break
-        self.feed(b"")
-        return self.transcript
-
 
 def check_one_input(data: bytes) -> None:
     """Run one input; raise on a crash or a broken invariant."""
     flags, sizes, stream = decode_input(data)
-    split = ClientSession(flags, len(stream)).run(split_stream(stream, sizes))
-    if sizes:
-        whole = ClientSession(flags, len(stream)).run([stream])
-        split, whole = _mailfuzz.until_tls(split), _mailfuzz.until_tls(whole)
-        assert split == whole, (
-            f"chunking changed the events ({_mailfuzz.first_difference(split, whole)}):\n"
-            f"  split {sizes}: {split!r}\n  in one piece: {whole!r}"
-        )
+    _harness.check_chunking(
+        lambda: ClientSession(flags, len(stream)), stream, sizes, _harness.until_tls
+    )
 
 
-_COLLECT_DIR = _mailfuzz.COLLECT_DIR
-TestOneInput = _mailfuzz.make_entry_point(check_one_input)
+_COLLECT_DIR = _harness.COLLECT_DIR
+TestOneInput = _harness.make_entry_point(check_one_input)
 
 
 def main(argv: list[str]) -> int:
     """Fuzz with atheris, or ``--replay FILE_OR_DIR ...``."""
-    return _mailfuzz.main(argv, check_one_input)
+    return _harness.main(argv, check_one_input)
 
 
 if __name__ == "__main__":

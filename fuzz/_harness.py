@@ -1,11 +1,11 @@
-"""Plumbing shared by the mail harnesses (smtp_*, pop3_*): input decoding,
-chunked feeding, failure collection and the command line.
+"""Plumbing shared by the harnesses: input decoding, chunked feeding, the
+chunking-invariance check, failure collection and the command line.
 
-Not a harness itself (there is no ``fuzz/seeds/_mailfuzz/``), so ``run.py``
+Not a harness itself (there is no ``fuzz/seeds/_harness/``), so ``run.py``
 skips it.  It must not import protomata at module level: the harnesses
 import protomata inside :func:`instrumented` so atheris can instrument it.
 
-Input layout (the same as the HTTP harnesses')::
+Input layout (the HTTP client harness puts its request methods first)::
 
     <bytes from the peer> <split sizes, last first> <k> <flags>
 
@@ -33,11 +33,14 @@ except ImportError:  # replay mode works without it
 
 __all__ = [
     "ReplayDataProvider",
+    "Session",
+    "check_chunking",
     "decode_input",
     "encode_input",
     "instrumented",
     "main",
     "make_entry_point",
+    "provider",
     "replay",
     "split_stream",
 ]
@@ -89,7 +92,8 @@ class ReplayDataProvider:
         return low + result
 
 
-def _provider(data: bytes) -> Any:
+def provider(data: bytes) -> Any:
+    """atheris's data provider for *data*, or the pure-Python one without atheris."""
     if atheris is not None:
         return atheris.FuzzedDataProvider(data)
     return ReplayDataProvider(data)
@@ -97,7 +101,7 @@ def _provider(data: bytes) -> Any:
 
 def decode_input(data: bytes) -> tuple[int, list[int], bytes]:
     """(flags, split sizes, stream) from a fuzz input."""
-    fdp = _provider(data)
+    fdp = provider(data)
     flags = fdp.ConsumeIntInRange(0, 255)
     count = fdp.ConsumeIntInRange(0, 15)
     sizes = [fdp.ConsumeIntInRange(1, 256) for _ in range(count)]
@@ -126,6 +130,58 @@ def split_stream(stream: bytes, sizes: list[int]) -> Iterator[bytes]:
         yield stream[pos : pos + size]
         pos += size
         index += 1
+
+
+class Session:
+    """A harness's machine driven through one input: subclasses set ``conn``
+    and write :meth:`drain` (take events and act on them until more input is
+    needed); :meth:`run` feeds the chunks and returns ``transcript``."""
+
+    conn: Any
+    transcript: list[tuple[Any, ...]]
+    stopped = False
+    eof = False
+
+    def drain(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Act before any input arrives (a client sends its first request)."""
+
+    def feed(self, chunk: bytes) -> None:
+        if self.stopped:
+            return
+        self.conn.receive_data(chunk)
+        self.eof = not chunk
+        self.drain()
+
+    def run(self, chunks: Iterable[bytes]) -> list[tuple[Any, ...]]:
+        self.start()
+        for chunk in chunks:
+            if chunk:
+                self.feed(chunk)
+            if self.stopped:
+                break
+        self.feed(b"")
+        return self.transcript
+
+
+def check_chunking(
+    make_session: Callable[[], Session],
+    stream: bytes,
+    sizes: list[int],
+    comparable: Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]] = lambda t: t,
+) -> None:
+    """Run *stream* split by *sizes*, and (when split) in one piece: the
+    *comparable* parts of the two transcripts must be equal."""
+    split = make_session().run(split_stream(stream, sizes))
+    if sizes:
+        whole = make_session().run([stream])
+        split, whole = comparable(split), comparable(whole)
+        assert split == whole, (
+            f"chunking changed the events ({first_difference(split, whole)}):\n"
+            f"  split {sizes}: {split!r}\n  in one piece: {whole!r}"
+        )
 
 
 def until_tls(transcript: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
