@@ -41,6 +41,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert")
     parser.add_argument(
+        "--auth-required",
+        action="store_true",
+        help="refuse mail from clients that have not logged in (needs --user)",
+    )
+    parser.add_argument(
         "--tls",
         action="store_true",
         help="TLS from the start (SMTPS, port 465) instead of STARTTLS",
@@ -92,6 +97,8 @@ def serve_smtp(args: argparse.Namespace) -> int:
     if args.max_size < 1:
         raise UsageError("--max-size must be at least 1")
     users = _users(args.user)
+    if args.auth_required and not users:
+        raise UsageError("--auth-required needs --user")
     tls = server_tls_context(args)
     if args.tls and tls is None:
         raise UsageError("--tls needs --tls-cert and --tls-key")
@@ -107,6 +114,7 @@ def serve_smtp(args: argparse.Namespace) -> int:
             users=users,
             tls_context=tls,
             implicit_tls=args.tls,
+            auth_required=args.auth_required,
             max_message_size=args.max_size,
             lmtp=args.lmtp,
         )

@@ -146,12 +146,15 @@ class SessionSettings:
     :param chunking: offer CHUNKING (BDAT).
     :param smtputf8: offer SMTPUTF8.
     :param dsn: offer DSN (RFC 3461): accept and record its parameters.
+    :param auth_required: refuse MAIL with ``530 5.7.0`` until the client
+        has authenticated (a submission server, RFC 6409).
 
     Whether the session speaks LMTP is the :class:`Connection`'s ``lmtp``.
     """
 
     __slots__ = (
         "auth_available",
+        "auth_required",
         "auth_requires_tls",
         "chunking",
         "cram_md5",
@@ -174,7 +177,11 @@ class SessionSettings:
         chunking: bool = True,
         smtputf8: bool = True,
         dsn: bool = True,
+        auth_required: bool = False,
     ) -> None:
+        if auth_required and not auth_available:
+            raise ValueError("auth_required needs auth_available")
+        self.auth_required = auth_required
         self.hostname = hostname
         self.tls_available = tls_available
         self.auth_available = auth_available
@@ -583,6 +590,9 @@ class _Session:
 
     def mail_from(self, event: MailFrom) -> Operation[None]:
         env = self.envelope
+        if self.settings.auth_required and env.authenticated_user is None:
+            yield from self.reply(_ok(530, "5.7.0", "Authentication required"))
+            return
         facts = _check_mail_params(self.conn, self.settings, event.params, env.esmtp)
         refusal = facts if isinstance(facts, Reply) else None
         if refusal is None:

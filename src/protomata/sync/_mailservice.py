@@ -89,6 +89,8 @@ class SMTPServiceBase:
         received, CRLF line endings) and returns None to accept or a Reply
         to refuse (over LMTP also one per recipient, see
         :func:`protomata.smtp._server.serve_session`);
+        ``authenticate(username, password) -> bool`` checks passwords
+        itself (a database, PAM ...) and gets AUTH PLAIN and LOGIN offered;
         ``authenticate_xoauth2(user, token) -> bool`` gets AUTH XOAUTH2
         offered.  Without a handler, or without its ``message`` method,
         messages go to *maildir*.
@@ -96,6 +98,9 @@ class SMTPServiceBase:
         created if missing).
     :param users: ``{name: password}``; AUTH PLAIN, LOGIN and CRAM-MD5 are
         offered when given (after STARTTLS when *tls_context* is set).
+    :param auth_required: refuse mail from clients that have not logged in
+        (``530 5.7.0``), as a submission server does; needs *users* or a
+        handler's ``authenticate``.
     :param tls_context: a server-side context: STARTTLS is offered, or with
         *implicit_tls* every connection starts with TLS (SMTPS, port 465).
     :param max_message_size: the SIZE limit; bigger messages get 552.
@@ -126,6 +131,7 @@ class SMTPServiceBase:
         reuse_port: bool = False,
         lmtp: bool = False,
         grace: float = 10.0,
+        auth_required: bool = False,
     ) -> None:
         listener_tls, self.starttls_context = _tls_split(tls_context, implicit_tls)
         self.implicit_tls = implicit_tls
@@ -142,12 +148,17 @@ class SMTPServiceBase:
         self._date: tuple[int, str] = (-1, "")
         self.users = dict(users) if users else {}
         self.max_message_size = max_message_size
+        self._check_password: Callable[..., Any] | None = getattr(handler, "authenticate", None)
+        password_auth = bool(self.users) or callable(self._check_password)
+        if auth_required and not password_auth:
+            raise ValueError("auth_required needs users or a handler with authenticate()")
         self.settings = SMTPSettings(
             self.hostname,
             tls_available=self.starttls_context is not None,
-            auth_available=bool(self.users),
-            cram_md5=bool(self.users),
+            auth_available=password_auth,
+            cram_md5=bool(self.users) and self._check_password is None,
             xoauth2=callable(getattr(handler, "authenticate_xoauth2", None)),
+            auth_required=auth_required,
         )
         super().__init__(  # type: ignore[call-arg]  # the adapter's TCPServer
             host,
@@ -191,6 +202,8 @@ class SMTPServiceBase:
     def _on_call(self, call: Call) -> Any:
         name = call.name
         if name == "authenticate":
+            if self._check_password is not None:
+                return self._invoke(name, self._check_password, call.args)
             return self.authenticate(*call.args)
         if name == "password":
             return self.users.get(call.args[0])

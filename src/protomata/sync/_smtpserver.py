@@ -8,6 +8,7 @@ and messages, and the default handler stores every message in a Maildir.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from email.utils import formatdate
@@ -65,7 +66,14 @@ class SMTPServer(SMTPServiceBase, TCPServer):
 
     def _invoke(self, name: str, method: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         try:
-            return method(*args)
+            result = method(*args)
+            if inspect.isawaitable(result):
+                # A coroutine is truthy: taken as an answer it would, say,
+                # accept any password.  The blocking server cannot await it.
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise TypeError(f"the blocking SMTPServer needs a plain {name}(), not async")
+            return result
         except Exception:
             logger.exception("the SMTP handler's %s() failed", name)
             raise
