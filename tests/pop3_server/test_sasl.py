@@ -102,3 +102,28 @@ def test_malformed_and_cancelled_exchanges(server: POP3Server) -> None:
     assert replies[6].startswith(b"-ERR")
     assert replies[7].startswith(b"-ERR unsupported")
     assert replies[8].startswith(b"+OK")
+
+
+def test_utf8_with_poplib_and_a_utf8_message(server: POP3Server, tmp_path: Path) -> None:
+    import poplib
+
+    maildir = tmp_path / "Maildir"
+    message = "Subject: Grüße\n\nÄpfel, Birnen und Quitten\n".encode()
+    (maildir / "new" / "2000.M9P9.host").write_bytes(message)
+    client = poplib.POP3("127.0.0.1", server.port, timeout=5.0)
+    try:
+        assert "UTF8" in client.capa()
+        assert client.utf8().startswith(b"+OK")  # RFC 6856, before login
+        client.user("bob")
+        client.pass_(USERS["bob"])
+        sizes = dict((int(n), s) for n, s in (e.split() for e in client.list()[1]))
+        retrieved = [client.retr(n)[1] for n in sorted(sizes)]
+        assert [
+            b"Subject: Gr\xc3\xbc\xc3\x9fe",
+            b"",
+            "Äpfel, Birnen und Quitten".encode(),
+        ] in retrieved
+        with pytest.raises(poplib.error_proto):
+            client.utf8()  # only in the AUTHORIZATION state
+    finally:
+        client.quit()

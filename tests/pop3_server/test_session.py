@@ -180,8 +180,8 @@ def test_overlong_command_line_answers_err_and_closes() -> None:
     assert d.closed
 
 
-def test_unsupported_commands_in_transaction() -> None:
+def test_utf8_then_unsupported_commands_in_transaction() -> None:
     d = Driver([b"UTF8\r\nUSER alice\r\nPASS pw\r\nNOOP\r\nAUTH PLAIN\r\nQUIT\r\n"])
     out = lines(d.run())
-    assert out[1].startswith(b"-ERR")  # UTF8 is not offered
+    assert out[1] == b"+OK UTF8 enabled"  # RFC 6856
     assert out[4] == b"+OK" and out[5].startswith(b"-ERR")  # AUTH after login

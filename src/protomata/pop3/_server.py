@@ -75,6 +75,7 @@ from ._events import (
     Uidl,
     UidListing,
     User,
+    Utf8,
 )
 from ._wire import write_status
 
@@ -206,7 +207,8 @@ class _Session:
         self.timestamp = ""
 
     def capabilities(self) -> Capabilities:
-        caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
+        # UTF8 (RFC 6856): messages go out as stored, whatever their bytes.
+        caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "UTF8"]
         conn = self.conn
         if self.mailbox is None:
             caps.append("USER")
@@ -251,6 +253,8 @@ class _Session:
             return None if reply is None else [reply]
         if isinstance(event, Capa):
             return [self.capabilities()]
+        if isinstance(event, Utf8):
+            return [Ok("UTF8 enabled")]
         if isinstance(event, Stls):
             if not self.settings.tls:
                 return [Err("STLS is not available")]
