@@ -18,6 +18,7 @@ whose sizes cycle through them (``k == 0``: in one piece).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import os
@@ -132,7 +133,7 @@ def split_stream(stream: bytes, sizes: list[int]) -> Iterator[bytes]:
         index += 1
 
 
-class Session:
+class Session(abc.ABC):
     """A harness's machine driven through one input: subclasses set ``conn``
     and write :meth:`drain` (take events and act on them until more input is
     needed); :meth:`run` feeds the chunks and returns ``transcript``."""
@@ -142,10 +143,11 @@ class Session:
     stopped = False
     eof = False
 
+    @abc.abstractmethod
     def drain(self) -> None:
         raise NotImplementedError
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 (an optional hook)
         """Act before any input arrives (a client sends its first request)."""
 
     def feed(self, chunk: bytes) -> None:

@@ -19,6 +19,7 @@ from protomata.smtp._maildir import received_header
 from protomata.smtp._server import Envelope
 from protomata.sync import _maildir, _mailservice
 from protomata.sync._maildir import Maildir
+from protomata.sync._smtpserver import SMTPServer
 
 TIMEOUT = 10.0
 
@@ -138,7 +139,7 @@ def test_the_received_date_is_formatted_once_per_second(monkeypatch: pytest.Monk
         return real_formatdate(*args, **kwargs)
 
     monkeypatch.setattr(_mailservice, "formatdate", counting_formatdate)
-    sink = object.__new__(_mailservice.SMTPServiceBase)
+    sink = object.__new__(SMTPServer)  # no socket: only the date cache is used
     sink._date = (-1, "")
     first = sink._received_date()
     clock[0] += 0.5

@@ -9,6 +9,7 @@ lifespan tasks; nothing here imports an event loop.
 
 from __future__ import annotations
 
+import abc
 import ssl
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -28,7 +29,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class AsyncASGIService:
+class AsyncASGIService(abc.ABC):
     """Serve the ASGI 3 application *app* over HTTP/1.1.
 
     *lifespan* is ``"auto"`` (run the lifespan protocol; if the app raises
@@ -83,9 +84,10 @@ class AsyncASGIService:
         self._server_addr: tuple[str, int | None] = (host, self.port)
         self._init_lifespan()
 
-    def _init_lifespan(self) -> None:
+    def _init_lifespan(self) -> None:  # noqa: B027 (an optional hook)
         """Set up the adapter's lifespan bookkeeping (a hook)."""
 
+    @abc.abstractmethod
     async def _handle(self, request: Any) -> ResponseSpec | None:
         """Run the app for one request (the adapter's part)."""
         raise NotImplementedError

@@ -9,6 +9,7 @@ raise; nothing here imports an event loop.
 
 from __future__ import annotations
 
+import abc
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
@@ -161,7 +162,7 @@ class AsyncClientResponse:
         return f"<ClientResponse {self.status} {self.url}>"
 
 
-class AsyncHTTPClient(Generic[R]):
+class AsyncHTTPClient(Generic[R], abc.ABC):
     """An HTTP/1.1 client with a keep-alive connection pool.
 
     :param timeout: seconds for connecting and for each read and write.
@@ -199,10 +200,12 @@ class AsyncHTTPClient(Generic[R]):
         self._busy: set[Any] = set()  # connections with a response being read
 
     @staticmethod
+    @abc.abstractmethod
     def _is_closed(stream: Any) -> bool:
         """Whether *stream* can no longer carry a request."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     async def _drop(self, stream: Any) -> None:
         """Close *stream* without caring about what is left on it."""
         raise NotImplementedError

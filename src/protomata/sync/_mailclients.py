@@ -10,6 +10,7 @@ and trio adapters only give their ``connect_tcp``, runner and close.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import ssl
 import types
@@ -343,7 +344,7 @@ class SMTPClient(SMTPClientBase):
 _AsyncClient = TypeVar("_AsyncClient", bound="AsyncSMTPClientBase")
 
 
-class AsyncSMTPClientBase(SMTPClientBase):
+class AsyncSMTPClientBase(SMTPClientBase, abc.ABC):
     """An async SMTP (or LMTP) client: one session, any number of messages.
 
     ::
@@ -364,6 +365,7 @@ class AsyncSMTPClientBase(SMTPClientBase):
 
     _stream: Any = None
 
+    @abc.abstractmethod
     async def _drop(self, stream: Any) -> None:
         """Close *stream* at once (the adapter's part)."""
         raise NotImplementedError

@@ -10,6 +10,7 @@ only how a call is carried out (directly, or awaited in a worker thread).
 
 from __future__ import annotations
 
+import abc
 import hmac
 import itertools
 import logging
@@ -74,7 +75,7 @@ def _url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-class SMTPServiceBase:
+class SMTPServiceBase(abc.ABC):
     """An SMTP (or LMTP) server, by default a sink that stores mail in a Maildir.
 
     The blocking server runs a thread per connection and calls the handler
@@ -171,7 +172,7 @@ class SMTPServiceBase:
         )
         self._setup()
 
-    def _setup(self) -> None:
+    def _setup(self) -> None:  # noqa: B027 (an optional hook)
         """The adapter's last step of construction (a hook)."""
 
     @property
@@ -191,10 +192,12 @@ class SMTPServiceBase:
             self._date = (now, formatdate(now, localtime=True))
         return self._date[1]
 
+    @abc.abstractmethod
     def _store(self, envelope: Any, data: bytes) -> Any:
         """The default ``message``: into the Maildir (the adapter's part)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def _invoke(self, name: str, method: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         """Call the handler's *method* (the adapter's part)."""
         raise NotImplementedError
@@ -231,7 +234,7 @@ class SMTPServiceBase:
         return serve_smtp_session(conn, self.settings, stream.peer)
 
 
-class POP3ServiceBase:
+class POP3ServiceBase(abc.ABC):
     """Serve the Maildir *maildir* over POP3 to the users of *users* (name -> password).
 
     Every user reads the same Maildir; one session at a time holds it (a
@@ -281,7 +284,7 @@ class POP3ServiceBase:
         self._hostname = socket.gethostname() or "localhost"
         self._setup()
 
-    def _setup(self) -> None:
+    def _setup(self) -> None:  # noqa: B027 (an optional hook)
         """The adapter's last step of construction (a hook)."""
 
     @property
@@ -292,6 +295,7 @@ class POP3ServiceBase:
     def _timestamp(self) -> str:
         return f"<{os.getpid()}.{next(self._counter)}.{time.time_ns()}@{self._hostname}>"
 
+    @abc.abstractmethod
     def _file_work(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run *func* on the Maildir (the adapter's part: at once, or in a thread)."""
         raise NotImplementedError
