@@ -140,12 +140,42 @@ class Session(abc.ABC):
 
     conn: Any
     transcript: list[tuple[Any, ...]]
+    event_budget: int
+    max_buffered: int
     stopped = False
     eof = False
 
     @abc.abstractmethod
     def drain(self) -> None:
-        raise NotImplementedError
+        """Take the machine's events and act on them until it needs input."""
+
+    def on_remote_error(self, exc: Exception) -> None:  # noqa: B027 (an optional hook)
+        """The machine raised RemoteProtocolError: check what must hold then."""
+
+    def buffered(self) -> int:
+        """How many received bytes the machine holds unparsed."""
+        return len(self.conn.trailing_data[0])
+
+    def next_event(self) -> Any:
+        """The machine's next event, after the checks that hold for every
+        machine: a bounded number of events per input, only
+        RemoteProtocolError for bad input (handed to :meth:`on_remote_error`,
+        then None), and NEED_DATA never after EOF nor with more than
+        ``max_buffered`` bytes held."""
+        from protomata import NEED_DATA, RemoteProtocolError  # imported (instrumented) by now
+
+        self.event_budget -= 1
+        assert self.event_budget > 0, "next_event keeps producing events without input"
+        try:
+            event = self.conn.next_event()
+        except RemoteProtocolError as exc:
+            self.on_remote_error(exc)
+            return None
+        if event is NEED_DATA:
+            assert not self.eof, "NEED_DATA after EOF"
+            buffered = self.buffered()
+            assert buffered <= self.max_buffered, f"{buffered} bytes buffered at NEED_DATA"
+        return event
 
     def start(self) -> None:  # noqa: B027 (an optional hook)
         """Act before any input arrives (a client sends its first request)."""

@@ -90,7 +90,6 @@ class AsyncASGIService(abc.ABC):
     @abc.abstractmethod
     async def _handle(self, request: Any) -> ResponseSpec | None:
         """Run the app for one request (the adapter's part)."""
-        raise NotImplementedError
 
     def _start_exchange(
         self, request: AsyncServerRequest

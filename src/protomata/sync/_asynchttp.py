@@ -203,12 +203,10 @@ class AsyncHTTPClient(Generic[R], abc.ABC):
     @abc.abstractmethod
     def _is_closed(stream: Any) -> bool:
         """Whether *stream* can no longer carry a request."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     async def _drop(self, stream: Any) -> None:
         """Close *stream* without caring about what is left on it."""
-        raise NotImplementedError
 
     async def _connect(self, origin: Origin) -> tuple[Connection, Any, bool]:
         """A connection to *origin*: (machine, stream, taken from the pool)."""

@@ -368,7 +368,6 @@ class AsyncSMTPClientBase(SMTPClientBase, abc.ABC):
     @abc.abstractmethod
     async def _drop(self, stream: Any) -> None:
         """Close *stream* at once (the adapter's part)."""
-        raise NotImplementedError
 
     async def connect(self) -> None:
         """Connect and open the session (closing any previous one first)."""

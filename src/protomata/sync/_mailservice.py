@@ -195,12 +195,10 @@ class SMTPServiceBase(abc.ABC):
     @abc.abstractmethod
     def _store(self, envelope: Any, data: bytes) -> Any:
         """The default ``message``: into the Maildir (the adapter's part)."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     def _invoke(self, name: str, method: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         """Call the handler's *method* (the adapter's part)."""
-        raise NotImplementedError
 
     def _on_call(self, call: Call) -> Any:
         name = call.name
@@ -298,7 +296,6 @@ class POP3ServiceBase(abc.ABC):
     @abc.abstractmethod
     def _file_work(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run *func* on the Maildir (the adapter's part: at once, or in a thread)."""
-        raise NotImplementedError
 
     def _take_mailbox(self, maildir: str) -> bool:
         """Take the mailbox lock of *maildir*; False when another session holds it."""
