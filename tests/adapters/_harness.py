@@ -103,12 +103,14 @@ def sync_handler(recorder: Recorder) -> Callable[[Any], Any]:
     return handler
 
 
-def asyncio_handler(recorder: Recorder) -> Callable[[Any], Any]:
-    from protomata.asyncio import ResponseSpec
+def _async_handler(
+    recorder: Recorder, sleep: Callable[[float], Any], response_spec: Any
+) -> Callable[[Any], Any]:
+    """The same handler for the asyncio and trio servers (*sleep* is the loop's)."""
 
     async def chunks() -> Any:
         for chunk in STREAM_CHUNKS:
-            await asyncio.sleep(0)
+            await sleep(0)
             yield chunk
 
     async def handler(request: Any) -> Any:
@@ -116,15 +118,21 @@ def asyncio_handler(recorder: Recorder) -> Callable[[Any], Any]:
         body = await request.read()
         recorder.bodies.append(body)
         if request.path == b"/slow":
-            await asyncio.sleep(SLOW_SECONDS)
+            await sleep(SLOW_SECONDS)
         status, headers, content = app_response(
             request.method, request.path, body, request.client, request.headers
         )
         if content is None:
-            return ResponseSpec(status, headers, None, stream=chunks())
-        return ResponseSpec(status, headers, content)
+            return response_spec(status, headers, None, stream=chunks())
+        return response_spec(status, headers, content)
 
     return handler
+
+
+def asyncio_handler(recorder: Recorder) -> Callable[[Any], Any]:
+    from protomata.asyncio import ResponseSpec
+
+    return _async_handler(recorder, asyncio.sleep, ResponseSpec)
 
 
 def trio_handler(recorder: Recorder) -> Callable[[Any], Any]:
@@ -132,25 +140,7 @@ def trio_handler(recorder: Recorder) -> Callable[[Any], Any]:
 
     from protomata.trio import ResponseSpec
 
-    async def chunks() -> Any:
-        for chunk in STREAM_CHUNKS:
-            await trio.sleep(0)
-            yield chunk
-
-    async def handler(request: Any) -> Any:
-        recorder.peers.append(request.client)
-        body = await request.read()
-        recorder.bodies.append(body)
-        if request.path == b"/slow":
-            await trio.sleep(SLOW_SECONDS)
-        status, headers, content = app_response(
-            request.method, request.path, body, request.client, request.headers
-        )
-        if content is None:
-            return ResponseSpec(status, headers, None, stream=chunks())
-        return ResponseSpec(status, headers, content)
-
-    return handler
+    return _async_handler(recorder, trio.sleep, ResponseSpec)
 
 
 HANDLERS = {"sync": sync_handler, "asyncio": asyncio_handler, "trio": trio_handler}
