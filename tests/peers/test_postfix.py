@@ -138,15 +138,24 @@ def _client(
     return result, recorder
 
 
-def _disconnect_counts(log: str, queue_id: str) -> str:
-    """The command counts postfix logged when the client that queued *queue_id* left."""
-    client = re.search(rf"postfix/smtpd\[(\d+)\]: {queue_id}: client=", log)
-    assert client is not None, log
-    # An smtpd process serves one session after another: take the next disconnect.
-    pattern = re.compile(rf"postfix/smtpd\[{client.group(1)}\]: disconnect from \S+ (.*)")
-    counts = pattern.search(log, client.end())
-    assert counts is not None, log
-    return counts.group(1)
+def _disconnect_counts(postfix: Postfix, queue_id: str, timeout: float = 15.0) -> str:
+    """The command counts postfix logged when the client that queued *queue_id* left.
+
+    postfix logs through postlogd, so the line may come a moment after the
+    client is gone: wait for it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        log = postfix.log_text()
+        client = re.search(rf"postfix/smtpd\[(\d+)\]: {queue_id}: client=", log)
+        if client is not None:
+            # An smtpd process serves one session after another: take the next disconnect.
+            pattern = re.compile(rf"postfix/smtpd\[{client.group(1)}\]: disconnect from \S+ (.*)")
+            counts = pattern.search(log, client.end())
+            if counts is not None:
+                return counts.group(1)
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
 
 
 # -- our client -> postfix ----------------------------------------------------------
@@ -305,7 +314,7 @@ def test_bdat_chunks(postfix: Postfix) -> None:
     assert not any(b"DATA\r\n" in w for w in recorder.writes)
     _assert_stored(postfix.wait_for_mail("bob@virt.test", token.encode()), message)
     queue_id = postfix.queue_id(f"{token}@protomata.test")
-    assert f" bdat={chunks} " in _disconnect_counts(postfix.log_text(), queue_id)
+    assert f" bdat={chunks} " in _disconnect_counts(postfix, queue_id)
 
 
 def test_dsn_success_notice_carries_our_parameters(postfix: Postfix) -> None:
@@ -386,7 +395,7 @@ def _check_client_result(postfix: Postfix, result: Any, token: str, message: byt
     trace = _assert_stored(postfix.wait_for_mail("bob@virt.test", token.encode()), message)
     assert b"with ESMTPS id" in trace
     # The clients use BDAT when offered (their default), after STARTTLS.
-    counts = _disconnect_counts(postfix.log_text(), postfix.queue_id(f"{token}@protomata.test"))
+    counts = _disconnect_counts(postfix, postfix.queue_id(f"{token}@protomata.test"))
     assert " starttls=1 " in counts and " bdat=1 " in counts, counts
 
 
