@@ -255,6 +255,16 @@ class Dovecot:
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def log_lines(self, needle: str, timeout: float = 10.0) -> list[str]:
+        """The log lines containing *needle*, waiting until there is one
+        (dovecot's log process writes a moment after the event)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.log().splitlines() if needle in line]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
     def start(self) -> None:
         """Start dovecot and wait until every port listens (or raise with its log)."""
         started = time.perf_counter()

@@ -168,9 +168,7 @@ def test_stls_then_login(dovecot: Dovecot, account: Account) -> None:
         assert isinstance(client.stream.socket, ssl.SSLSocket)
         client.login(account.name, account.password)
         assert client.retrieve(1) == MSG_DOTS
-    (login_line,) = [
-        line for line in dovecot.log().splitlines() if f"Login: user=<{account.name}>" in line
-    ]
+    (login_line,) = dovecot.log_lines(f"Login: user=<{account.name}>")
     assert ", TLS," in login_line, login_line
 
 
@@ -713,9 +711,7 @@ def test_send_mail_command_submission(
     ((envelope, data),) = dovecot.relayed[before:]
     assert envelope.rcpt_tos == ["r@example.org"]
     assert data.endswith(b"\r\n" + message)
-    (login_line,) = [
-        line for line in dovecot.log().splitlines() if f"Login: user=<{account.name}>" in line
-    ]
+    (login_line,) = dovecot.log_lines(f"Login: user=<{account.name}>")
     assert f"method={mechanism}," in login_line and ", TLS," in login_line, login_line
 
 
