@@ -31,13 +31,13 @@ def test_message_to_two_recipients_lands_in_maildir(
     adapter: Adapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[threading.Thread] = []
-    deliver = Maildir.deliver
+    store = Maildir._store
 
-    def recording_deliver(self: Maildir, content: bytes) -> str:
+    def recording_store(self: Maildir, content: bytes) -> str:
         threads.append(threading.current_thread())
-        return deliver(self, content)
+        return store(self, content)
 
-    monkeypatch.setattr(Maildir, "deliver", recording_deliver)
+    monkeypatch.setattr(Maildir, "_store", recording_store)
     maildir = tmp_path / "Maildir"
     server = adapter.SMTPServer(
         maildir=maildir, timeouts=adapter.Timeouts(TIMEOUT), hostname="sink.test"
