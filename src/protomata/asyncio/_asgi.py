@@ -23,12 +23,12 @@ from ..http._asgi import (
 from ..http._operations import (
     ResponseSpec,
     end_response,
-    respond,
     send_body,
     start_response,
+    whole_response,
 )
 from ..sync._asyncasgi import ASGIApp, AsyncASGIService, Message
-from ._httpserver import HTTPServer, ServerRequest, _push
+from ._httpserver import HTTPServer, ServerRequest, _push, http_date
 
 __all__ = ["ASGIApp", "ASGIServer", "serve_asgi"]
 
@@ -80,9 +80,11 @@ class ASGIServer(AsyncASGIService, HTTPServer):
                     _push(start_response(conn, exchange, settings, status, headers), stream)
                     _push(send_body(conn, exchange, body), stream)
                 else:
-                    _push(
-                        respond(conn, exchange, settings, ResponseSpec(status, headers, body)),
-                        stream,
+                    date = settings.date() if settings.date is not None else http_date()
+                    stream.write(
+                        whole_response(
+                            conn, exchange, settings, status, headers, body=body, date=date
+                        )
                     )
             elif kind == "body":
                 _, body, more = action

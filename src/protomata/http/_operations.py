@@ -575,6 +575,43 @@ def end_response(conn: Connection) -> Operation[None]:
         yield Send(data)
 
 
+def whole_response(
+    conn: Connection,
+    exchange: Exchange,
+    settings: ServerSettings,
+    status: int,
+    headers: Iterable[tuple[Any, Any]],
+    *,
+    body: bytes,
+    reason: bytes | None = None,
+    content_length: int | None = None,
+    date: bytes,
+) -> list[bytes]:
+    """The pieces of a complete response whose body is known: head, body, end.
+
+    A plain function rather than an operation, for adapters that queue the
+    bytes themselves (the asyncio ASGI server); :func:`respond` uses it too.
+    """
+    head = response_head(
+        conn,
+        exchange,
+        settings,
+        status,
+        headers,
+        reason=reason,
+        content_length=len(body) if content_length is None else content_length,
+        date=date,
+    )
+    pieces = [head]
+    if body and exchange.request.method != b"HEAD":
+        exchange.body_bytes += len(body)
+        pieces += conn.send_with_data_passthrough(Data(data=body))
+    end = conn.send(EndOfMessage())
+    if end:
+        pieces.append(end)
+    return pieces
+
+
 def respond(
     conn: Connection, exchange: Exchange, settings: ServerSettings, spec: ResponseSpec
 ) -> Operation[None]:
@@ -584,24 +621,19 @@ def respond(
     if body is not None:
         # The whole response at once: one Send, so one write for the adapter.
         date = settings.date() if settings.date is not None else (yield Call("date"))
-        head = response_head(
-            conn,
-            exchange,
-            settings,
-            spec.status,
-            spec.headers,
-            reason=spec.reason,
-            content_length=len(body) if length is None else length,
-            date=date,
+        yield Send(
+            whole_response(
+                conn,
+                exchange,
+                settings,
+                spec.status,
+                spec.headers,
+                body=body,
+                reason=spec.reason,
+                content_length=length,
+                date=date,
+            )
         )
-        pieces = [head]
-        if body and exchange.request.method != b"HEAD":
-            exchange.body_bytes += len(body)
-            pieces += conn.send_with_data_passthrough(Data(data=body))
-        end = conn.send(EndOfMessage())
-        if end:
-            pieces.append(end)
-        yield Send(pieces)
         return
     yield from start_response(
         conn,

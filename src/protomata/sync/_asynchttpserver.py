@@ -192,10 +192,13 @@ class AsyncHTTPService:
         )
         self.handler = handler
         self.settings = settings or ServerSettings()
+        if self.settings.date is None:
+            self.settings.date = http_date  # no Call("date") round trip per response
         if access_log is None or access_log is True:
             self.access_log: Callable[[str], None] | None = _stderr_log
         elif access_log is False:
             self.access_log = None
+            self.settings.log_exchanges = False  # nobody wants Call("log")
         else:
             self.access_log = access_log
 
