@@ -11,10 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import asgi_inprocess
 import http_bench
 import smtp_bench
 
-BENCHMARKS = [http_bench.main, smtp_bench.main]
+BENCHMARKS = [http_bench.main, asgi_inprocess.main, smtp_bench.main]
 
 
 def main(argv: list[str] | None = None) -> int:
