@@ -31,13 +31,13 @@ def test_message_to_two_recipients_lands_in_maildir(
     adapter: Adapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[threading.Thread] = []
-    store = Maildir._store
+    deliver = Maildir.deliver
 
-    def recording_store(self: Maildir, content: bytes) -> str:
+    def recording_deliver(self: Maildir, content: bytes) -> str:
         threads.append(threading.current_thread())
-        return store(self, content)
+        return deliver(self, content)
 
-    monkeypatch.setattr(Maildir, "_store", recording_store)
+    monkeypatch.setattr(Maildir, "deliver", recording_deliver)
     maildir = tmp_path / "Maildir"
     server = adapter.SMTPServer(
         maildir=maildir, timeouts=adapter.Timeouts(TIMEOUT), hostname="sink.test"

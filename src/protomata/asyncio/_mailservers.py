@@ -25,9 +25,6 @@ class _Loop:
     async def _to_thread(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(func, *args)
 
-    def _new_event(self) -> Any:
-        return asyncio.Event()
-
     async def _run(self, op: Operation[Any], stream: Any, on_call: Callable[[Call], Any]) -> Any:
         return await run(op, stream, on_call)
 

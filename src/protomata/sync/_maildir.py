@@ -52,11 +52,10 @@ class Maildir:
 
     With *create* (the default) missing directories are made; without it a
     missing Maildir raises :class:`FileNotFoundError`.  Deliveries may run
-    in several threads at once.  :meth:`deliver` fsyncs its file and
-    ``new/`` itself; :meth:`deliver_many` stores a group of messages with one
-    fsync of ``new/`` (the async servers' group commit, which sends all the
-    messages that arrive while one group is being written as the next group,
-    in one worker thread: docs/performance.rst).
+    in several threads at once.  Each fsyncs its own file and ``new/``
+    itself: the kernel already merges concurrent fsyncs into one journal
+    commit (ext4, xfs), and waiting for one another in Python only added
+    wake-up latency in the benchmark (docs/performance.rst).
     """
 
     def __init__(
@@ -90,29 +89,6 @@ class Maildir:
                 os.unlink(tmp_path)
             raise
         return new_path
-
-    def deliver_many(self, contents: list[bytes]) -> list[str | Exception]:
-        """Store each of *contents* durably, with one fsync of ``new/`` for all.
-
-        The group commit of the async servers: each message is written to
-        ``tmp/``, fsynced and renamed into ``new/``, then ``new/`` is fsynced
-        once.  Returns, in order, each message's path in ``new/`` or the
-        exception that kept it from being stored.  When the final fsync
-        fails, every message of the group gets that error, as none of them
-        is known to be durable.
-        """
-        results: list[str | Exception] = []
-        for content in contents:
-            try:
-                results.append(self._store(content))
-            except Exception as exc:  # noqa: PERF203  # this message only; the rest go on
-                results.append(exc)
-        if any(isinstance(result, str) for result in results):
-            try:
-                _fsync_dir(self._new)
-            except OSError as exc:
-                return [exc] * len(results)
-        return results
 
     def deliver(self, content: bytes) -> str:
         """Store *content* durably as a new message; return its path in ``new/``.

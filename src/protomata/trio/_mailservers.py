@@ -26,9 +26,6 @@ class _Loop:
     async def _to_thread(self, func: Callable[..., Any], *args: Any) -> Any:
         return await trio.to_thread.run_sync(func, *args)
 
-    def _new_event(self) -> Any:
-        return trio.Event()
-
     async def _run(self, op: Operation[Any], stream: Any, on_call: Callable[[Call], Any]) -> Any:
         return await run(op, stream, on_call)
 
