@@ -169,9 +169,10 @@ def run_server(
     timeouts: dict[str, float] | None = None,
     tls_context: ssl.SSLContext | None = None,
     server_class: str = "HTTPServer",
+    host: str = HOST,
     **kwargs: Any,
 ) -> Iterator[RunningServer]:
-    """Serve the test application with *adapter*'s HTTPServer on 127.0.0.1.
+    """Serve the test application with *adapter*'s HTTPServer on *host* (127.0.0.1).
 
     *timeouts* are keyword arguments of the adapter's ``Timeouts`` (``read``
     first positional).  Extra *kwargs* go to the server's constructor;
@@ -185,6 +186,7 @@ def run_server(
     options: dict[str, Any] = dict(kwargs)
     options["access_log"] = recorder.log.append
     options["server_class"] = getattr(module, server_class)
+    options["host"] = host
     if tls_context is not None:
         options["tls_context"] = tls_context
     if timeouts is not None:
@@ -200,7 +202,7 @@ def _run_sync(
     module: ModuleType, handler: Any, options: dict[str, Any], recorder: Recorder
 ) -> Iterator[RunningServer]:
     server_class = options.pop("server_class")
-    server = server_class(handler, HOST, 0, **options)
+    server = server_class(handler, options.pop("host"), 0, **options)
     with server.running():
         yield RunningServer("sync", server.url, server.port, recorder, server, server.shutdown)
 
@@ -222,11 +224,12 @@ def _run_asyncio(
     started: queue.Queue[Any] = queue.Queue()
     failures: list[BaseException] = []
     server_class = options.pop("server_class")
+    host = options.pop("host")
 
     def main() -> None:
         async def serve() -> None:
             try:
-                server = server_class(handler, HOST, 0, **options)
+                server = server_class(handler, host, 0, **options)
                 async with server.running():
                     stop = asyncio.Event()
                     started.put((server, asyncio.get_running_loop(), stop))
@@ -268,11 +271,12 @@ def _run_trio(
     started: queue.Queue[Any] = queue.Queue()
     failures: list[BaseException] = []
     server_class = options.pop("server_class")
+    host = options.pop("host")
 
     def main() -> None:
         async def serve() -> None:
             try:
-                server = server_class(handler, HOST, 0, **options)
+                server = server_class(handler, host, 0, **options)
                 async with trio.open_nursery() as nursery:
                     await nursery.start(server.serve_forever)
                     started.put((server, trio.lowlevel.current_trio_token(), nursery))

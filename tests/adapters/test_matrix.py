@@ -124,3 +124,46 @@ def test_redirects(server_adapter: str, client_adapter: str) -> None:
     assert kept.status == 200
     assert kept.headers[b"x-method"] == b"POST"  # 307 keeps the method and the body
     assert kept.body == b"same body"
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_ipv6_listener_and_client(server_adapter: str, client_adapter: str) -> None:
+    """Each server listens on [::1]; each client reaches it by a bracketed IPv6 URL."""
+    with run_server(server_adapter, host="::1") as server:
+        assert server.url.startswith("http://[::1]:")
+        url = f"http://[::1]:{server.port}/peer"
+        results = fetch(client_adapter, [Call("GET", url), Call("POST", url, content=b"x")])
+        assert [r.status for r in results] == [200, 200]
+        host, _, port = results[0].body.decode().rpartition(":")
+        assert host == "::1" and int(port) > 0
+        assert server.recorder.peers[0][0] == "::1"
+    assert '"GET /peer HTTP/1.1" 200' in server.recorder.log[0]
+    assert server.recorder.log[0].startswith("::1 ")
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_all_addresses_listener_takes_ipv4_and_ipv6(
+    server_adapter: str, client_adapter: str
+) -> None:
+    """host=None listens on every IPv4 and IPv6 address; peers keep their own address form."""
+    with run_server(server_adapter, host=None) as server:
+        assert server.url.startswith("http://0.0.0.0:")
+        urls = [f"http://127.0.0.1:{server.port}/peer", f"http://[::1]:{server.port}/peer"]
+        results = fetch(client_adapter, [Call("GET", url) for url in urls])
+        assert [r.status for r in results] == [200, 200]
+        hosts = [r.body.decode().rpartition(":")[0] for r in results]
+        assert hosts == ["127.0.0.1", "::1"]
+        assert [peer[0] for peer in server.recorder.peers] == ["127.0.0.1", "::1"]

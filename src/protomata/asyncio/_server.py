@@ -33,7 +33,7 @@ class TCPServer(abc.ABC):
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
+        host: str | None = "127.0.0.1",
         port: int = 0,
         *,
         max_connections: int = 1000,
@@ -42,7 +42,8 @@ class TCPServer(abc.ABC):
         reuse_port: bool = False,
         grace: float = 10.0,
     ) -> None:
-        self.host = host
+        #: the listening address ("0.0.0.0" for every address, IPv4 and IPv6)
+        self.host = host or "0.0.0.0"
         self.tls_context = tls_context
         self.timeouts = timeouts or Timeouts()
         self.max_connections = max_connections

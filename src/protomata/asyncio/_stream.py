@@ -21,7 +21,7 @@ import ssl
 from typing import Any
 
 from .._core._ops import ServerShutdown, TimeoutKind
-from ..sync._stream import Timeouts
+from ..sync._stream import Timeouts, unmapped
 
 __all__ = ["Stream", "Timeouts", "connect_tcp"]
 
@@ -314,7 +314,7 @@ class Stream:
         info = self.transport.get_extra_info("peername")
         if not info:
             return ("", 0)
-        return str(info[0]), int(info[1])
+        return unmapped(str(info[0])), int(info[1])
 
     @property
     def local(self) -> tuple[str, int]:

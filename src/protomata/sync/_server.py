@@ -17,15 +17,43 @@ __all__ = ["TCPServer", "listen_tcp"]
 
 
 def listen_tcp(
-    host: str, port: int, *, reuse_port: bool = False, backlog: int = 1024
+    host: str | None, port: int, *, reuse_port: bool = False, backlog: int = 1024
 ) -> socket.socket:
-    """A listening socket on *host*:*port* (IPv6 when *host* contains ':')."""
+    """A listening socket on *host*:*port* (IPv6 when *host* contains ':').
+
+    ``None`` or ``""`` listens on every address: one IPv6 socket that also
+    takes IPv4 connections (dual-stack) where the machine has IPv6, else
+    IPv4 only.  Peers reaching it over IPv4 are reported by their IPv4
+    address (see :func:`~protomata.sync._stream.unmapped`).
+    """
+    dual = not host and socket.has_ipv6
+    if dual:
+        try:
+            return _listen(socket.AF_INET6, "::", port, reuse_port, backlog, v6only=False)
+        except OSError:
+            pass  # IPv6 switched off here: IPv4 alone
+    if not host:
+        host = "0.0.0.0"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return _listen(family, host, port, reuse_port, backlog)
+
+
+def _listen(
+    family: socket.AddressFamily,
+    host: str,
+    port: int,
+    reuse_port: bool,
+    backlog: int,
+    *,
+    v6only: bool | None = None,
+) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if v6only is not None:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
         sock.bind((host, port))
         sock.listen(backlog)
     except BaseException:
@@ -71,7 +99,7 @@ class TCPServer(abc.ABC):
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
+        host: str | None = "127.0.0.1",
         port: int = 0,
         *,
         max_connections: int = 1000,
@@ -80,7 +108,8 @@ class TCPServer(abc.ABC):
         reuse_port: bool = False,
         grace: float = 10.0,
     ) -> None:
-        self.host = host
+        #: the listening address ("0.0.0.0" for every address, IPv4 and IPv6)
+        self.host = host or "0.0.0.0"
         #: seconds :meth:`shutdown` waits for requests in flight by default
         self.grace = grace
         self.tls_context = tls_context

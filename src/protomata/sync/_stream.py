@@ -42,6 +42,17 @@ class Timeouts:
         }
 
 
+def unmapped(host: str) -> str:
+    """*host* with an IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) as plain IPv4.
+
+    A dual-stack listener sees IPv4 clients that way; logs and handlers
+    should see the address the client used.
+    """
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]
+    return host
+
+
 class SocketStream:
     """A connected socket, optionally TLS-wrapped, with timeouts applied."""
 
@@ -132,7 +143,7 @@ class SocketStream:
     def peer(self) -> tuple[str, int]:
         try:
             host, port = self.socket.getpeername()[:2]
-            return str(host), int(port)
+            return unmapped(str(host)), int(port)
         except OSError:
             return ("", 0)
 

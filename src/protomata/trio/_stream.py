@@ -19,7 +19,7 @@ import ssl
 import trio
 
 from .._core._ops import TimeoutKind
-from ..sync._stream import Timeouts
+from ..sync._stream import Timeouts, unmapped
 
 __all__ = ["HIGH_WATER", "Stream", "Timeouts", "connect_tcp"]
 
@@ -183,7 +183,7 @@ class Stream:
         """The peer's (host, port), or ("", 0) when unknown."""
         try:
             host, port = self.socket_stream.socket.getpeername()[:2]
-            return str(host), int(port)
+            return unmapped(str(host)), int(port)
         except OSError:
             return ("", 0)
 
