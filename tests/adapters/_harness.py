@@ -50,6 +50,8 @@ class Recorder:
     """What a running server saw: client addresses per request, log lines."""
 
     peers: list[tuple[str, int]] = field(default_factory=list)
+    #: the client's TLS certificate per request (None: none was asked for)
+    certificates: list[Any] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
 
@@ -89,6 +91,7 @@ def sync_handler(recorder: Recorder) -> Callable[[Any], Any]:
 
     def handler(request: Any) -> Any:
         recorder.peers.append(request.client)
+        recorder.certificates.append(request.peer_certificate)
         body = request.read()
         recorder.bodies.append(body)
         if request.path == b"/slow":
@@ -115,6 +118,7 @@ def _async_handler(
 
     async def handler(request: Any) -> Any:
         recorder.peers.append(request.client)
+        recorder.certificates.append(request.peer_certificate)
         body = await request.read()
         recorder.bodies.append(body)
         if request.path == b"/slow":

@@ -314,3 +314,79 @@ def test_client_verifies_tls(
     # A trusted CA, but the certificate names another host.
     with _tls_stdlib_server(wrong_name) as port, pytest.raises(error):
         fetch(client_adapter, [Call("GET", f"https://{HOST}:{port}/x")], verify=tls_client_context)
+
+
+# --- TLS client certificates ----------------------------------------------------
+
+
+def _alt_names(certificate: Any) -> list[str]:
+    return [value for kind, value in certificate.get("subjectAltName", ()) if kind == "DNS"]
+
+
+@pytest.fixture(scope="module")
+def mutual_tls(tls_ca: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A server context that requires client certificates from our CA, and clients."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    tls_ca.configure_trust(server)
+    server.verify_mode = ssl.CERT_REQUIRED
+    with_cert = ssl.create_default_context()
+    tls_ca.configure_trust(with_cert)
+    leaf = tls_ca.issue_cert("client.example")
+    leaf.configure_cert(with_cert)
+    without_cert = ssl.create_default_context()
+    tls_ca.configure_trust(without_cert)
+    folder = tmp_path_factory.mktemp("mtls")
+    pem = folder / "client.pem"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    ca = folder / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(ca))
+    return {
+        "server": server, "with_cert": with_cert, "without_cert": without_cert,
+        "client_pem": str(pem), "ca_pem": str(ca),
+    }  # fmt: skip
+
+
+def test_client_certificates(
+    server_adapter: str, client_adapter: str, mutual_tls: dict[str, Any]
+) -> None:
+    """Each client presents a certificate to each server that requires one; the
+    handler sees it; a client without one is refused and the server goes on."""
+    with run_server(server_adapter, tls_context=mutual_tls["server"]) as server:
+        url = server.url + "hello"
+        ok = fetch(client_adapter, [Call("GET", url)], verify=mutual_tls["with_cert"])
+        assert ok[0].status == 200 and ok[0].body == b"hello"
+        with pytest.raises(http_error(client_adapter)):
+            fetch(client_adapter, [Call("GET", url)], verify=mutual_tls["without_cert"])
+        again = fetch(client_adapter, [Call("GET", url)], verify=mutual_tls["with_cert"])
+        assert again[0].status == 200
+    certificates = server.recorder.certificates
+    assert len(certificates) == 2  # the refused client never got to send a request
+    assert all(_alt_names(c) == ["client.example"] for c in certificates)
+
+
+def test_no_client_certificate_without_tls_or_without_asking(
+    server_adapter: str, tls_server_context: ssl.SSLContext, tls_client_context: ssl.SSLContext
+) -> None:
+    with run_server(server_adapter) as server:
+        assert fetch(server_adapter, [Call("GET", server.url + "hello")])[0].status == 200
+    with run_server(server_adapter, tls_context=tls_server_context) as tls_server:
+        done = fetch(
+            server_adapter, [Call("GET", tls_server.url + "hello")], verify=tls_client_context
+        )
+        assert done[0].status == 200
+    assert server.recorder.certificates == [None]
+    assert tls_server.recorder.certificates == [None]
+
+
+@needs_curl
+def test_curl_with_a_client_certificate(server_adapter: str, mutual_tls: dict[str, Any]) -> None:
+    with run_server(server_adapter, tls_context=mutual_tls["server"]) as server:
+        url = server.url + "hello"
+        done = curl("--cacert", mutual_tls["ca_pem"], "--cert", mutual_tls["client_pem"], url)
+        refused = curl("--cacert", mutual_tls["ca_pem"], url)
+        done_again = curl("--cacert", mutual_tls["ca_pem"], "--cert", mutual_tls["client_pem"], url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"hello" and done_again.stdout == b"hello"
+    assert refused.returncode != 0 and refused.stdout == b""
+    assert [_alt_names(c) for c in server.recorder.certificates] == [["client.example"]] * 2

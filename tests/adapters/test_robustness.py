@@ -11,7 +11,7 @@ import resource
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -286,6 +286,14 @@ def test_thousand_concurrent_keep_alive_connections(adapter: str) -> None:
 # --- graceful shutdown ------------------------------------------------------------------
 
 
+def _poll(condition: Callable[[], object], limit: float = 5.0) -> None:
+    """Wait until *condition()* holds (a test that waits for an event, not a guess)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def test_graceful_shutdown_finishes_in_flight_request(server_adapter: str) -> None:
     with run_server(server_adapter) as server:
         idle = connect(server)
@@ -293,11 +301,12 @@ def test_graceful_shutdown_finishes_in_flight_request(server_adapter: str) -> No
         assert read_response(idle).endswith(b"hello")  # now idle between requests
         slow = connect(server, timeout=SLOW_SECONDS + 5)
         slow.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.3)  # the handler is sleeping now
+        _poll(lambda: len(server.recorder.peers) == 2)  # the slow handler is sleeping now
         stopper = threading.Thread(target=server.stop)
         stopper.start()
         try:
-            time.sleep(0.4)  # shutdown has begun; the slow request is still running
+            _poll(lambda: server.server.draining)
+            time.sleep(0.1)  # shutdown has begun; the slow request is still running
             # Refused, reset, or closed without an answer.
             with pytest.raises(OSError), connect(server, timeout=2) as late:
                 late.sendall(HELLO)

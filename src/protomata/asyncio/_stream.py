@@ -72,8 +72,10 @@ class _StreamProtocol(asyncio.Protocol):
         # Keep the connection half-open: a peer that shuts its sending side
         # after its last command (exim does, after BDAT LAST and QUIT) is
         # still owed the replies.  The stream closes the transport when the
-        # operation is done.  (TLS transports ignore the answer.)
-        return True
+        # operation is done.  TLS transports cannot stay half-open (and
+        # asyncio logs a warning when asked to), so they get False.
+        transport = self.transport
+        return transport is None or transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
@@ -315,6 +317,17 @@ class Stream:
         if not info:
             return ("", 0)
         return unmapped(str(info[0])), int(info[1])
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The certificate the peer presented over TLS, or None.
+
+        As :meth:`ssl.SSLSocket.getpeercert` gives it: only a certificate
+        that was verified (a server whose TLS context asks for client
+        certificates with ``verify_mode``), None without TLS or without one.
+        """
+        certificate = self.transport.get_extra_info("peercert")
+        return certificate or None
 
     @property
     def local(self) -> tuple[str, int]:

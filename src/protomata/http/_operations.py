@@ -312,6 +312,8 @@ def exchange(
         try:
             event = yield from next_event(conn)
         except RemoteProtocolError as exc:
+            if conn.trailing_data == (b"", True):  # not one byte came back
+                raise ProtocolFailure("server closed the connection without responding") from exc
             raise ProtocolFailure(f"bad response from server: {exc}") from exc
         if type(event) is Response:
             return event

@@ -80,6 +80,13 @@ class AsyncServerRequest:
         await self._run(op, self._stream, respond_calls)
 
     @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The client's verified TLS certificate (``ssl.SSLSocket.getpeercert()``
+        form), or None: plain HTTP, or a server that does not ask for one."""
+        certificate: dict[str, Any] | None = self._stream.peer_certificate
+        return certificate
+
+    @property
     def path(self) -> bytes:
         """The target without its query."""
         return self.target.partition(b"?")[0]

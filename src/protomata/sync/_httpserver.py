@@ -87,6 +87,12 @@ class ServerRequest:
             return ("", 0)
 
     @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The client's verified TLS certificate (``ssl.SSLSocket.getpeercert()``
+        form), or None: plain HTTP, or a server that does not ask for one."""
+        return self._stream.peer_certificate
+
+    @property
     def scheme(self) -> str:
         """``"https"`` on a TLS connection, else ``"http"``."""
         return "https" if isinstance(self._stream.socket, ssl.SSLSocket) else "http"

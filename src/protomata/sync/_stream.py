@@ -6,6 +6,7 @@ import socket
 import ssl
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from .._core._ops import FileRange, TimeoutKind
 
@@ -123,6 +124,22 @@ class SocketStream:
             server_side=server_side,
             server_hostname=None if server_side else (server_hostname or self.server_hostname),
         )
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The certificate the peer presented over TLS, or None.
+
+        As :meth:`ssl.SSLSocket.getpeercert` gives it: only a certificate
+        that was verified (a server whose TLS context asks for client
+        certificates with ``verify_mode``), None without TLS or without one.
+        """
+        sock = self.socket
+        if not isinstance(sock, ssl.SSLSocket):
+            return None
+        try:
+            return sock.getpeercert() or None
+        except (OSError, ValueError):
+            return None
 
     def close(self) -> None:
         sock = self.socket

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
+from typing import Any
 
 import trio
 
@@ -186,6 +187,23 @@ class Stream:
             return unmapped(str(host)), int(port)
         except OSError:
             return ("", 0)
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The certificate the peer presented over TLS, or None.
+
+        As :meth:`ssl.SSLSocket.getpeercert` gives it: only a certificate
+        that was verified (a server whose TLS context asks for client
+        certificates with ``verify_mode``), None without TLS or without one.
+        """
+        stream = self.stream
+        if not isinstance(stream, trio.SSLStream):
+            return None
+        try:
+            certificate: dict[str, Any] | None = stream.getpeercert()
+        except (OSError, ValueError, trio.NeedHandshakeError):
+            return None
+        return certificate or None
 
     @property
     def local(self) -> tuple[str, int]:
