@@ -77,6 +77,8 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
         "users": {USER: PASSWORD},
         "tls_context": context,
         "timeouts": Timeouts(10.0),
+        # mpop sends its password setting as the XOAUTH2 token
+        "authenticate_xoauth2": lambda user, token: (user, token) == (USER, PASSWORD),
     }
     running: AbstractContextManager[Any]
     if request.param == "sync":
@@ -270,7 +272,7 @@ def _lf(message: bytes) -> bytes:
     return to_crlf(message).replace(b"\r\n", b"\n")
 
 
-@pytest.mark.parametrize("auth", ["user", "plain", "apop"])
+@pytest.mark.parametrize("auth", ["user", "plain", "apop", "xoauth2"])
 def test_mpop_logins_keep_and_uidl(tmp_path: Path, server: Served, auth: str) -> None:
     messages = [MSG_DOTS, MSG_LF, MSG_NO_EOL]
     for message in messages:
@@ -278,9 +280,13 @@ def test_mpop_logins_keep_and_uidl(tmp_path: Path, server: Served, auth: str) ->
     first = mpop(tmp_path, server, auth=auth)
     assert first.returncode == 0, first.log
     assert "--> STLS" in first.log
-    assert {"user": "--> USER alice", "plain": "--> AUTH PLAIN", "apop": "--> APOP alice"}[
-        auth
-    ] in first.log
+    expected = {
+        "user": "--> USER alice",
+        "plain": "--> AUTH PLAIN",
+        "apop": "--> APOP alice",
+        "xoauth2": "--> AUTH XOAUTH2",
+    }
+    assert expected[auth] in first.log
     assert sorted(first.delivered) == sorted(_lf(m) for m in messages)
     assert server.stored() == messages
     again = mpop(tmp_path, server, auth=auth)

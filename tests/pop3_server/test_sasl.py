@@ -127,3 +127,81 @@ def test_utf8_with_poplib_and_a_utf8_message(server: POP3Server, tmp_path: Path)
             client.utf8()  # only in the AUTHORIZATION state
     finally:
         client.quit()
+
+
+# -- XOAUTH2 ------------------------------------------------------------------------
+
+TOKENS = {"alice": "ya29.token-for-alice"}
+
+
+@pytest.fixture
+def oauth_server(tmp_path: Path) -> Iterator[POP3Server]:
+    checked: list[tuple[str, str]] = []
+
+    def check(user: str, token: str) -> bool:
+        checked.append((user, token))
+        return TOKENS.get(user) == token
+
+    srv = POP3Server(
+        "127.0.0.1",
+        0,
+        maildir=make_maildir(tmp_path / "OAuthMaildir"),
+        users=USERS,
+        timeouts=Timeouts(5.0),
+        authenticate_xoauth2=check,
+    )
+    srv.checked = checked  # type: ignore[attr-defined]
+    with srv.running():
+        yield srv
+
+
+def test_xoauth2_offered_only_with_a_token_check(
+    server: POP3Server, oauth_server: POP3Server
+) -> None:
+    with POP3Client("127.0.0.1", server.port, timeout=5.0) as client:
+        assert "XOAUTH2" not in str(client.capa())
+        with pytest.raises(POP3Error, match="unsupported"):
+            client.auth("XOAUTH2", "alice", TOKENS["alice"])
+    with POP3Client("127.0.0.1", oauth_server.port, timeout=5.0) as client:
+        assert "SASL PLAIN LOGIN CRAM-MD5 XOAUTH2" in str(client.capa())
+
+
+@pytest.mark.parametrize("initial_response", [True, False])
+def test_xoauth2_logs_in_with_a_good_token(
+    oauth_server: POP3Server, initial_response: bool
+) -> None:
+    with POP3Client("127.0.0.1", oauth_server.port, timeout=5.0) as client:
+        client.auth("XOAUTH2", "alice", TOKENS["alice"], initial_response=initial_response)
+        assert client.stat()[0] >= 1
+    assert oauth_server.checked == [("alice", TOKENS["alice"])]  # type: ignore[attr-defined]
+
+
+GOOD = b"user=alice\x01auth=Bearer " + TOKENS["alice"].encode() + b"\x01\x01"
+
+
+def test_xoauth2_refusal_carries_the_json_status_then_err(oauth_server: POP3Server) -> None:
+    request = base64.b64encode(b"user=alice\x01auth=Bearer expired\x01\x01")
+    replies = _exchange(
+        oauth_server,
+        [
+            b"AUTH XOAUTH2 " + request,
+            b"",  # the client acknowledges the error challenge
+            b"AUTH XOAUTH2 " + base64.b64encode(b"user=alice\x01auth=Basic abc\x01\x01"),
+            b"AUTH XOAUTH2 " + base64.b64encode(GOOD),
+        ],
+    )
+    challenge = replies[1]
+    assert challenge.startswith(b"+ ")
+    assert base64.b64decode(challenge[2:].strip()) == (
+        b'{"status":"401","schemes":"bearer","scope":""}'
+    )
+    assert replies[2].startswith(b"-ERR [AUTH]")
+    assert replies[3].startswith(b"-ERR [AUTH] malformed XOAUTH2")
+    assert replies[4].startswith(b"+OK")
+
+
+def test_protomata_client_reports_a_refused_token(oauth_server: POP3Server) -> None:
+    with POP3Client("127.0.0.1", oauth_server.port, timeout=5.0) as client:
+        with pytest.raises(POP3Error, match=r"\[AUTH\]"):
+            client.auth("XOAUTH2", "alice", "stale")
+        client.auth("XOAUTH2", "alice", TOKENS["alice"])  # the session goes on

@@ -41,7 +41,13 @@ from .._core._ops import (
     StartTLS,
     TimeoutKind,
 )
-from .._core._sasl import cram_md5_challenge, digests_match, parse_cram_md5, parse_plain
+from .._core._sasl import (
+    cram_md5_challenge,
+    digests_match,
+    parse_cram_md5,
+    parse_plain,
+    parse_xoauth2,
+)
 from ._apop import apop_digest
 from ._connection import Connection
 from ._events import (
@@ -181,14 +187,19 @@ class Mailbox:
         return [self.messages[n - 1][0] for n in sorted(self.deleted)]
 
 
+#: The JSON error a refused XOAUTH2 token gets (the form mail providers use).
+_XOAUTH2_ERROR = b'{"status":"401","schemes":"bearer","scope":""}'
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     """What a POP3 session offers.
 
     :param greeting: the greeting text (the APOP timestamp is appended).
     :param tls: whether STLS is offered (the adapter has a TLS context).
-    :param sasl: the SASL mechanisms offered (RFC 5034), of PLAIN, LOGIN
-        and CRAM-MD5 (which needs ``Call("apop_secret")`` to give passwords).
+    :param sasl: the SASL mechanisms offered (RFC 5034), of PLAIN, LOGIN,
+        CRAM-MD5 (which needs ``Call("apop_secret")`` to give passwords) and
+        XOAUTH2 (which asks ``Call("authenticate_xoauth2", user, token)``).
     :param implementation: the CAPA IMPLEMENTATION value (None: not listed).
     """
 
@@ -346,6 +357,8 @@ class _Session:
             if not digests_match(secret, challenge, digest):
                 return Err("[AUTH] invalid user name or password")
             return (yield from self.login(user))
+        if mechanism == "XOAUTH2":
+            return (yield from self.sasl_xoauth2(initial))
         if mechanism == "LOGIN":
             name: bytes | Reply | None = initial
             if name is None:
@@ -375,6 +388,28 @@ class _Session:
         if not ok:
             return Err("[AUTH] invalid user name or password")
         return (yield from self.login(user))
+
+    def sasl_xoauth2(self, initial: bytes | None) -> Operation[Reply | None]:
+        """XOAUTH2: the user and an OAuth 2.0 bearer token, checked by the application.
+
+        A refused token is answered the way mail providers do: a challenge
+        carrying a JSON error status, then ``-ERR`` once the client has
+        acknowledged it (with an empty line).
+        """
+        response: bytes | Reply | None = initial
+        if response is None:
+            response = yield from self.sasl_step(b"")
+        if not isinstance(response, bytes):
+            return response
+        credentials = parse_xoauth2(response)
+        if credentials is None:
+            return Err("[AUTH] malformed XOAUTH2 response")
+        if (yield Call("authenticate_xoauth2", *credentials)):
+            return (yield from self.login(credentials[0]))
+        answer = yield from self.sasl_step(_XOAUTH2_ERROR)
+        if isinstance(answer, Reply) or answer is None:
+            return answer
+        return Err("[AUTH] invalid user name or token")
 
     def next_command(self) -> Operation[Command | None]:
         """The next command; None at EOF, on a timeout or a protocol error."""

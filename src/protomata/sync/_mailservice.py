@@ -241,7 +241,10 @@ class POP3ServiceBase(abc.ABC):
     with TLS (POP3S, port 995).  Deleted messages are removed only when the
     client ends the session with QUIT.  Messages are sent in their wire
     form (:func:`~protomata.pop3._server.to_crlf`), and LIST sizes are
-    those of the wire form.
+    those of the wire form.  Users log in with USER/PASS, APOP or SASL
+    (PLAIN, LOGIN, CRAM-MD5); with *authenticate_xoauth2*, a function
+    ``(user, token) -> bool`` that checks OAuth 2.0 bearer tokens, SASL
+    XOAUTH2 is offered too.
     """
 
     # Set by the adapter's TCPServer.
@@ -262,6 +265,7 @@ class POP3ServiceBase(abc.ABC):
         greeting: str = "protomata POP3 server ready",
         reuse_port: bool = False,
         grace: float = 10.0,
+        authenticate_xoauth2: Callable[[str, str], Any] | None = None,
     ) -> None:
         listener_tls, self.stls_context = _tls_split(tls_context, implicit_tls)
         self.implicit_tls = implicit_tls
@@ -276,7 +280,13 @@ class POP3ServiceBase(abc.ABC):
         )
         self.maildir = os.fspath(maildir)
         self.users = dict(users)
-        self.settings = POP3Settings(greeting=greeting, tls=self.stls_context is not None)
+        #: checks AUTH XOAUTH2 tokens: ``(user, token) -> bool`` (async servers
+        #: may give a coroutine function); None: XOAUTH2 is not offered
+        self.authenticate_xoauth2 = authenticate_xoauth2
+        sasl = POP3Settings.sasl + (("XOAUTH2",) if authenticate_xoauth2 is not None else ())
+        self.settings = POP3Settings(
+            greeting=greeting, tls=self.stls_context is not None, sasl=sasl
+        )
         self._locked: set[str] = set()
         self._counter = itertools.count()
         self._hostname = socket.gethostname() or "localhost"
@@ -322,6 +332,8 @@ class POP3ServiceBase(abc.ABC):
                 return password_matches(self.users.get(args[0]), args[1])
             if name == "apop_secret":
                 return self.users.get(args[0])
+            if name == "authenticate_xoauth2" and self.authenticate_xoauth2 is not None:
+                return self.authenticate_xoauth2(*args)
             if name == "open_mailbox":
                 if not self._take_mailbox(self.maildir):
                     return None
