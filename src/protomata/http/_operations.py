@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from .._core import CLIENT, NEED_DATA, LocalProtocolError, RemoteProtocolError
+from .._core._events import _event_builder
 from .._core._ops import Call, Close, Operation, Receive, Send, ServerShutdown, TimeoutKind
 from ._connection import Connection
 from ._events import (
@@ -392,6 +393,10 @@ _REASONS = {
 }
 
 
+_new_response = _event_builder(Response)
+_END = EndOfMessage()  # events are immutable: one serves every response
+
+
 def reason_phrase(status: int) -> bytes:
     """The standard reason phrase for *status* (empty if we do not know it)."""
     return _REASONS.get(status, b"")
@@ -552,12 +557,19 @@ def response_head(
         items.append((b"Content-Length", b"content-length", b"%d" % content_length))
         info = info.copy()
         info.content_length = content_length
-    cls = InformationalResponse if status < 200 else Response
-    event = cls(
-        status_code=status,
-        headers=Headers(items, info),
-        reason=reason_phrase(status) if reason is None else reason,
-    )
+    if reason is None and type(status) is int and 200 <= status < 1000:
+        # The common case: a final status and our own reason phrase, both
+        # valid by construction, so the event is built without re-checking.
+        event: Response | InformationalResponse = _new_response(
+            status, Headers(items, info), b"1.1", _REASONS.get(status, b"")
+        )
+    else:
+        cls = InformationalResponse if status < 200 else Response
+        event = cls(
+            status_code=status,
+            headers=Headers(items, info),
+            reason=reason_phrase(status) if reason is None else reason,
+        )
     if status >= 200:
         exchange.status = status
     return conn.send(event)
@@ -572,7 +584,7 @@ def send_body(conn: Connection, exchange: Exchange, data: bytes) -> Operation[No
 
 def end_response(conn: Connection) -> Operation[None]:
     """Finish the response body."""
-    data = conn.send(EndOfMessage())
+    data = conn.send(_END)
     if data:
         yield Send(data)
 
@@ -608,7 +620,7 @@ def whole_response(
     if body and exchange.request.method != b"HEAD":
         exchange.body_bytes += len(body)
         pieces += conn.send_with_data_passthrough(Data(data=body))
-    end = conn.send(EndOfMessage())
+    end = conn.send(_END)
     if end:
         pieces.append(end)
     return pieces
