@@ -200,6 +200,13 @@ class ConnectionState:
         )
 
     def _fire_state_triggered_transitions(self) -> None:
+        if (
+            self.keep_alive
+            and not self.pending_switch_proposals
+            and self.client is not MIGHT_SWITCH_PROTOCOL
+            and (self.client, self.server) not in _JOINT
+        ):
+            return  # the common case: nothing follows from the new states
         while True:
             client, server = start = (self.client, self.server)
             if self.pending_switch_proposals:
