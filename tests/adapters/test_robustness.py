@@ -7,6 +7,7 @@ that the server cuts the bad peer off *and* keeps serving everyone else.
 from __future__ import annotations
 
 import contextlib
+import logging
 import resource
 import socket
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ._harness import ADAPTERS, HOST, SLOW_SECONDS, RunningServer, run_server
+from ._harness import ADAPTERS, HOST, SLOW_SECONDS, Call, RunningServer, fetch, run_server
 
 HELLO = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -324,3 +325,17 @@ def test_graceful_shutdown_finishes_in_flight_request(server_adapter: str) -> No
             idle.close()
             slow.close()
         assert not stopper.is_alive()
+
+
+@pytest.mark.parametrize("server_adapter", ADAPTERS)
+def test_handler_failure_is_logged_with_its_traceback(
+    server_adapter: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="protomata.http"):
+        with run_server(server_adapter) as server:
+            results = fetch(server_adapter, [Call("GET", server.url + "error")])
+        assert results[0].status == 500
+    logged = [r.getMessage() for r in caplog.records if r.name == "protomata.http"]
+    assert len(logged) == 1
+    assert logged[0].startswith("error in HTTP handler:\nTraceback (most recent call last)")
+    assert "RuntimeError: the handler failed on purpose" in logged[0]

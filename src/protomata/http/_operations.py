@@ -694,7 +694,8 @@ def serve_connection(conn: Connection, settings: ServerSettings) -> Operation[No
     this loop sends.  Then ``Call("log", exchange)`` feeds the access log.
     This loop drains an unread body, keeps the connection alive when HTTP
     allows, and answers malformed input and timeouts with 400/408/413/431/
-    505 as the parser suggests, or 500 when the handler fails.
+    505 as the parser suggests, or 500 when the handler fails (after
+    ``Call("log_exception", exchange, exception)``).
     """
     while True:
         try:
@@ -728,8 +729,8 @@ def serve_connection(conn: Connection, settings: ServerSettings) -> Operation[No
         except TimeoutError:
             yield from _reply_error(conn, settings, 408)
             return
-        except Exception:  # the application failed
-            yield Call("log_exception", exchange)
+        except Exception as exc:  # the application failed
+            yield Call("log_exception", exchange, exc)
             yield from _reply_error(conn, settings, 500)
             return
         if settings.log_exchanges:

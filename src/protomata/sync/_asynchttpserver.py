@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import ssl
 import sys
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -31,7 +30,7 @@ from ..http._operations import (
     serve_connection,
     start_response,
 )
-from ._httpserver import access_log_line, clf_time, http_date
+from ._httpserver import _traceback, access_log_line, clf_time, http_date
 from ._stream import Timeouts
 
 __all__ = ["AsyncHTTPService", "AsyncServerRequest", "respond_calls"]
@@ -221,19 +220,11 @@ class AsyncHTTPService:
         handler = self.handler
         make_request = self._request_class
         access_log = self.access_log
-        failure: list[BaseException] = []
-
-        async def guarded(request: AsyncServerRequest) -> ResponseSpec | None:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                failure[:] = [exc]  # for the log: the serve loop only gets it thrown in
-                raise
 
         def on_call(call: Call) -> Any:
             name = call.name
             if name == "handle":
-                return guarded(make_request(call.args[0], conn, stream, settings, client))
+                return handler(make_request(call.args[0], conn, stream, settings, client))
             if name == "date":
                 return http_date()
             if name == "log":
@@ -243,10 +234,7 @@ class AsyncHTTPService:
             if name == "next_chunk":
                 return next_chunk(call.args[0])
             if name == "log_exception":
-                if failure:
-                    exc = failure.pop()
-                    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                    log.error("error in HTTP handler:\n%s", text)
+                log.error("error in HTTP handler:\n%s", _traceback(call.args[1]))
                 return None
             if name == "log_error":
                 return None

@@ -210,16 +210,11 @@ class HTTPServer(TCPServer):
         conn = Connection(SERVER)
         settings = self.settings
         peer = stream.peer[0]
-        failure: list[BaseException | None] = [None]  # the handler's last exception
 
         def on_call(call: Call) -> Any:
             name = call.name
             if name == "handle":
-                try:
-                    return self.handler(ServerRequest(call.args[0], conn, stream, settings))
-                except Exception as exc:
-                    failure[0] = exc
-                    raise
+                return self.handler(ServerRequest(call.args[0], conn, stream, settings))
             if name == "next_chunk":
                 return next(call.args[0].stream, None)
             if name == "date":
@@ -228,15 +223,17 @@ class HTTPServer(TCPServer):
                 self.access_log(access_log_line(peer, call.args[0], clf_time()))
                 return None
             if name == "log_exception":
-                error = failure[0]
-                detail = "".join(traceback.format_exception(error)) if error else "(no traceback)"
-                log.error("error in HTTP handler:\n%s", detail)
+                log.error("error in HTTP handler:\n%s", _traceback(call.args[1]))
                 return None
             if name == "log_error":
                 return None
             raise RuntimeError(f"unexpected call {name!r}")
 
         run(serve_connection(conn, settings), stream, on_call)
+
+
+def _traceback(error: BaseException) -> str:
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
 
 
 def _no_log(line: str) -> None:
