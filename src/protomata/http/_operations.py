@@ -744,6 +744,8 @@ def serve_connection(conn: Connection, settings: ServerSettings) -> Operation[No
             return
         # Drain what the handler did not read, so the next request parses.
         try:
+            if conn.their_state is SEND_BODY and not conn.client_is_waiting_for_100_continue:
+                conn.next_event()  # most often the EndOfMessage of a request without a body
             while conn.their_state is SEND_BODY:
                 if (yield from read_body_chunk(conn)) is None:
                     break
