@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import json
 import shutil
 import ssl
 import subprocess
@@ -344,6 +345,7 @@ def mutual_tls(tls_ca: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     return {
         "server": server, "with_cert": with_cert, "without_cert": without_cert,
         "client_pem": str(pem), "ca_pem": str(ca),
+        "client_cert_pem": leaf.cert_chain_pems[0].bytes().decode(),
     }  # fmt: skip
 
 
@@ -390,3 +392,57 @@ def test_curl_with_a_client_certificate(server_adapter: str, mutual_tls: dict[st
     assert done.stdout == b"hello" and done_again.stdout == b"hello"
     assert refused.returncode != 0 and refused.stdout == b""
     assert [_alt_names(c) for c in server.recorder.certificates] == [["client.example"]] * 2
+
+
+async def _tls_scope_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app that answers with its scope's extensions, as JSON."""
+    if scope["type"] != "http":
+        return
+    body = json.dumps(scope.get("extensions", {})).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.parametrize("server_adapter", ["asyncio", "trio"])
+def test_asgi_tls_extension(
+    server_adapter: str, mutual_tls: dict[str, Any], tls_server_context: ssl.SSLContext,
+    tls_client_context: ssl.SSLContext,
+) -> None:  # fmt: skip
+    """ASGI apps see the client's certificate through the ``tls`` scope extension."""
+    options = {"handler": _tls_scope_app, "server_class": "ASGIServer", "lifespan": "off"}
+    with run_server(server_adapter, tls_context=mutual_tls["server"], **options) as server:
+        (mutual,) = fetch(server_adapter, [Call("GET", server.url)], verify=mutual_tls["with_cert"])
+    with run_server(server_adapter, tls_context=tls_server_context, **options) as server:
+        (one_way,) = fetch(server_adapter, [Call("GET", server.url)], verify=tls_client_context)
+    with run_server(server_adapter, **options) as server:
+        (plain,) = fetch(server_adapter, [Call("GET", server.url)])
+    tls = json.loads(mutual.body)["tls"]
+    (pem,) = tls["client_cert_chain"]
+    assert pem.startswith("-----BEGIN CERTIFICATE-----\n")
+    assert ssl.PEM_cert_to_DER_cert(pem) == ssl.PEM_cert_to_DER_cert(mutual_tls["client_cert_pem"])
+    assert tls["client_cert_name"].startswith("OU=Testing cert ")
+    assert tls["client_cert_name"].endswith(",O=trustme v" + trustme_version())
+    assert tls["tls_version"] in (0x0303, 0x0304)
+    assert (tls["server_cert"], tls["client_cert_error"], tls["cipher_suite"]) == (None, None, None)
+    assert json.loads(one_way.body)["tls"]["client_cert_chain"] == []
+    assert json.loads(one_way.body)["tls"]["client_cert_name"] is None
+    assert json.loads(plain.body) == {}
+
+
+def trustme_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("trustme")
+
+
+def test_rfc4514_names() -> None:
+    from protomata.sync._asyncasgi import rfc4514_name
+
+    subject = (
+        (("countryName", "NL"),),
+        (("organizationName", "Example, Inc."),),
+        (("commonName", "a+b"), ("userId", "#7")),
+    )
+    assert rfc4514_name(subject) == "CN=a\\+b+UID=\\#7,O=Example\\, Inc.,C=NL"
+    assert rfc4514_name(((("commonName", " padded "),),)) == "CN=\\ padded\\ "
+    assert rfc4514_name(((("title", 'say "hi"; <ok>'),),)) == 'title=say \\"hi\\"\\; \\<ok\\>'

@@ -21,7 +21,7 @@ import ssl
 from typing import Any
 
 from .._core._ops import ServerShutdown, TimeoutKind
-from ..sync._stream import Timeouts, unmapped
+from ..sync._stream import Timeouts, peer_certificate_of, unmapped
 
 __all__ = ["Stream", "Timeouts", "connect_tcp"]
 
@@ -319,15 +319,16 @@ class Stream:
         return unmapped(str(info[0])), int(info[1])
 
     @property
-    def peer_certificate(self) -> dict[str, Any] | None:
-        """The certificate the peer presented over TLS, or None.
+    def tls_object(self) -> ssl.SSLObject | None:
+        """The TLS connection (for ``getpeercert``, ``version``...), or None on plain TCP."""
+        tls: ssl.SSLObject | None = self.transport.get_extra_info("ssl_object")
+        return tls
 
-        As :meth:`ssl.SSLSocket.getpeercert` gives it: only a certificate
-        that was verified (a server whose TLS context asks for client
-        certificates with ``verify_mode``), None without TLS or without one.
-        """
-        certificate = self.transport.get_extra_info("peercert")
-        return certificate or None
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The certificate the peer presented over TLS, or None (see
+        :func:`~protomata.sync._stream.peer_certificate_of`)."""
+        return peer_certificate_of(self.tls_object)
 
     @property
     def local(self) -> tuple[str, int]:

@@ -43,6 +43,24 @@ class Timeouts:
         }
 
 
+def peer_certificate_of(tls: Any) -> dict[str, Any] | None:
+    """The certificate the peer of the TLS connection *tls* presented, or None.
+
+    As :meth:`ssl.SSLSocket.getpeercert` gives it: only a certificate that
+    was verified (a server whose TLS context asks for client certificates
+    with ``verify_mode``); None without TLS (*tls* None) or without one.
+    *tls* is whatever the adapter's stream has: an ``ssl.SSLSocket``, an
+    ``ssl.SSLObject`` or a ``trio.SSLStream``.
+    """
+    if tls is None:
+        return None
+    try:
+        certificate: dict[str, Any] | None = tls.getpeercert() or None
+    except (OSError, ValueError):
+        return None
+    return certificate
+
+
 def unmapped(host: str) -> str:
     """*host* with an IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) as plain IPv4.
 
@@ -126,20 +144,16 @@ class SocketStream:
         )
 
     @property
-    def peer_certificate(self) -> dict[str, Any] | None:
-        """The certificate the peer presented over TLS, or None.
-
-        As :meth:`ssl.SSLSocket.getpeercert` gives it: only a certificate
-        that was verified (a server whose TLS context asks for client
-        certificates with ``verify_mode``), None without TLS or without one.
-        """
+    def tls_object(self) -> ssl.SSLSocket | None:
+        """The TLS connection (for ``getpeercert``, ``version``...), or None on plain TCP."""
         sock = self.socket
-        if not isinstance(sock, ssl.SSLSocket):
-            return None
-        try:
-            return sock.getpeercert() or None
-        except (OSError, ValueError):
-            return None
+        return sock if isinstance(sock, ssl.SSLSocket) else None
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The certificate the peer presented over TLS, or None
+        (see :func:`peer_certificate_of`)."""
+        return peer_certificate_of(self.tls_object)
 
     def close(self) -> None:
         sock = self.socket

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from .._core._ops import TimeoutKind
-from ..sync._stream import Timeouts, unmapped
+from ..sync._stream import Timeouts, peer_certificate_of, unmapped
 
 __all__ = ["HIGH_WATER", "Stream", "Timeouts", "connect_tcp"]
 
@@ -189,21 +189,19 @@ class Stream:
             return ("", 0)
 
     @property
-    def peer_certificate(self) -> dict[str, Any] | None:
-        """The certificate the peer presented over TLS, or None.
+    def tls_object(self) -> trio.SSLStream[Any] | None:
+        """The TLS stream (for ``getpeercert``, ``version``...), or None on plain TCP.
 
-        As :meth:`ssl.SSLSocket.getpeercert` gives it: only a certificate
-        that was verified (a server whose TLS context asks for client
-        certificates with ``verify_mode``), None without TLS or without one.
+        Set only once the handshake is done, so its methods never need one.
         """
         stream = self.stream
-        if not isinstance(stream, trio.SSLStream):
-            return None
-        try:
-            certificate: dict[str, Any] | None = stream.getpeercert()
-        except (OSError, ValueError, trio.NeedHandshakeError):
-            return None
-        return certificate or None
+        return stream if isinstance(stream, trio.SSLStream) else None
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The certificate the peer presented over TLS, or None (see
+        :func:`~protomata.sync._stream.peer_certificate_of`)."""
+        return peer_certificate_of(self.tls_object)
 
     @property
     def local(self) -> tuple[str, int]:
