@@ -436,7 +436,7 @@ def trustme_version() -> str:
 
 
 def test_rfc4514_names() -> None:
-    from protomata.sync._asyncasgi import rfc4514_name
+    from protomata.sync._stream import rfc4514_name
 
     subject = (
         (("countryName", "NL"),),
@@ -446,3 +446,34 @@ def test_rfc4514_names() -> None:
     assert rfc4514_name(subject) == "CN=a\\+b+UID=\\#7,O=Example\\, Inc.,C=NL"
     assert rfc4514_name(((("commonName", " padded "),),)) == "CN=\\ padded\\ "
     assert rfc4514_name(((("title", 'say "hi"; <ok>'),),)) == 'title=say \\"hi\\"\\; \\<ok\\>'
+
+
+def test_wsgi_environ_has_the_client_certificate(
+    mutual_tls: dict[str, Any], tls_server_context: ssl.SSLContext,
+    tls_client_context: ssl.SSLContext,
+) -> None:  # fmt: skip
+    """WSGI apps get HTTPS and mod_ssl's SSL_CLIENT_CERT / SSL_CLIENT_S_DN."""
+    from protomata.sync._wsgi import wsgi_handler
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        keys = ("HTTPS", "SSL_CLIENT_CERT", "SSL_CLIENT_S_DN", "wsgi.url_scheme")
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({k: environ.get(k) for k in keys}).encode()]
+
+    handler = wsgi_handler(app)
+    with run_server("sync", handler=handler, tls_context=mutual_tls["server"]) as server:
+        (mutual,) = fetch("sync", [Call("GET", server.url)], verify=mutual_tls["with_cert"])
+    with run_server("sync", handler=handler, tls_context=tls_server_context) as server:
+        (one_way,) = fetch("sync", [Call("GET", server.url)], verify=tls_client_context)
+    with run_server("sync", handler=handler) as server:
+        (plain,) = fetch("sync", [Call("GET", server.url)])
+    seen = json.loads(mutual.body)
+    assert seen["HTTPS"] == "on" and seen["wsgi.url_scheme"] == "https"
+    assert ssl.PEM_cert_to_DER_cert(seen["SSL_CLIENT_CERT"]) == ssl.PEM_cert_to_DER_cert(
+        mutual_tls["client_cert_pem"]
+    )
+    assert seen["SSL_CLIENT_S_DN"].startswith("OU=Testing cert ")
+    assert json.loads(one_way.body) == {
+        "HTTPS": "on", "SSL_CLIENT_CERT": None, "SSL_CLIENT_S_DN": None, "wsgi.url_scheme": "https"
+    }  # fmt: skip
+    assert json.loads(plain.body)["HTTPS"] is None

@@ -17,44 +17,10 @@ from typing import Any
 from ..http._asgi import Lifespan, ResponseTranslator, http_scope
 from ..http._operations import ResponseSpec, ServerSettings
 from ._asynchttpserver import AsyncServerRequest
-from ._stream import Timeouts, peer_certificate_of
+from ._stream import Timeouts, client_certificate
 
 #: TLS protocol names (``SSLSocket.version()``) as the ASGI TLS extension numbers them
 _TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
-
-#: RFC 4514 short names of the attributes a certificate subject usually has
-_RDN_NAMES = {
-    "commonName": "CN",
-    "localityName": "L",
-    "stateOrProvinceName": "ST",
-    "organizationName": "O",
-    "organizationalUnitName": "OU",
-    "countryName": "C",
-    "streetAddress": "STREET",
-    "domainComponent": "DC",
-    "userId": "UID",
-}
-
-
-def _rfc4514_value(value: str) -> str:
-    escaped = "".join("\\" + c if c in ',+"\\<>;' else c for c in value)
-    if escaped[:1] in ("#", " "):
-        escaped = "\\" + escaped
-    if escaped.endswith(" ") and not escaped.endswith("\\ "):
-        escaped = escaped[:-1] + "\\ "
-    return escaped
-
-
-def rfc4514_name(subject: Any) -> str:
-    """A certificate subject (``getpeercert()["subject"]``) as an RFC 4514 string.
-
-    RFC 4514 lists the relative distinguished names last one first;
-    attributes without a short name keep the name Python's ssl module gives.
-    """
-    return ",".join(
-        "+".join(f"{_RDN_NAMES.get(key, key)}={_rfc4514_value(value)}" for key, value in rdn)
-        for rdn in reversed(subject)
-    )
 
 
 def tls_extension(tls: Any) -> dict[str, Any]:
@@ -66,17 +32,10 @@ def tls_extension(tls: Any) -> dict[str, Any]:
     cipher suite number are not available from the ssl module, so they are
     None, as the extension allows.
     """
-    certificate = peer_certificate_of(tls)
-    chain: list[str] = []
-    name = None
-    if certificate is not None:
-        der = tls.getpeercert(binary_form=True)
-        if der:
-            chain.append(ssl.DER_cert_to_PEM_cert(der))
-        name = rfc4514_name(certificate.get("subject", ()))
+    pem, name = client_certificate(tls)
     return {
         "server_cert": None,
-        "client_cert_chain": chain,
+        "client_cert_chain": [pem] if pem is not None else [],
         "client_cert_name": name,
         "client_cert_error": None,
         "tls_version": _TLS_VERSIONS.get(tls.version() or ""),

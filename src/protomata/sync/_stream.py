@@ -61,6 +61,53 @@ def peer_certificate_of(tls: Any) -> dict[str, Any] | None:
     return certificate
 
 
+#: RFC 4514 short names of the attributes a certificate subject usually has
+_RDN_NAMES = {
+    "commonName": "CN",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "streetAddress": "STREET",
+    "domainComponent": "DC",
+    "userId": "UID",
+}
+
+
+def _rfc4514_value(value: str) -> str:
+    escaped = "".join("\\" + c if c in ',+"\\<>;' else c for c in value)
+    if escaped[:1] in ("#", " "):
+        escaped = "\\" + escaped
+    if escaped.endswith(" ") and not escaped.endswith("\\ "):
+        escaped = escaped[:-1] + "\\ "
+    return escaped
+
+
+def rfc4514_name(subject: Any) -> str:
+    """A certificate subject (``getpeercert()["subject"]``) as an RFC 4514 string.
+
+    RFC 4514 lists the relative distinguished names last one first;
+    attributes without a short name keep the name Python's ssl module gives.
+    """
+    return ",".join(
+        "+".join(f"{_RDN_NAMES.get(key, key)}={_rfc4514_value(value)}" for key, value in rdn)
+        for rdn in reversed(subject)
+    )
+
+
+def client_certificate(tls: Any) -> tuple[str | None, str | None]:
+    """(PEM, RFC 4514 subject) of the verified certificate the peer of *tls*
+    presented; (None, None) without one.  For the ASGI ``tls`` extension
+    and the WSGI ``SSL_CLIENT_*`` variables."""
+    certificate = peer_certificate_of(tls)
+    if certificate is None:
+        return None, None
+    der = tls.getpeercert(binary_form=True)
+    pem = ssl.DER_cert_to_PEM_cert(der) if der else None
+    return pem, rfc4514_name(certificate.get("subject", ()))
+
+
 def unmapped(host: str) -> str:
     """*host* with an IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) as plain IPv4.
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..http._wsgi import InputStream, StartResponse, WSGIError, build_environ
 from ._httpserver import ServerRequest
+from ._stream import client_certificate
 
 __all__ = ["WSGIApp", "wsgi_handler"]
 
@@ -40,6 +41,13 @@ def wsgi_handler(app: WSGIApp, *, errors: Any = None) -> Callable[[ServerRequest
             wsgi_input=InputStream(lambda: next(body, None)),
             errors=errors if errors is not None else sys.stderr,
         )
+        tls = request._stream.tls_object
+        if tls is not None:
+            environ["HTTPS"] = "on"
+            pem, name = client_certificate(tls)
+            if pem is not None:  # the names Apache's mod_ssl gives them
+                environ["SSL_CLIENT_CERT"] = pem
+                environ["SSL_CLIENT_S_DN"] = name
         start = StartResponse(lambda data: _write(request, start, data))
         result = app(environ, start)
         try:
