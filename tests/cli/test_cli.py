@@ -363,3 +363,38 @@ def test_serve_static_with_async_adapters(io_name: str, site: Path) -> None:
         assert missing.returncode == 1 and missing.stdout == b""
     finally:
         assert srv.stop() == 0
+
+
+def test_serve_tls_with_client_certificates(tmp_path: Path) -> None:
+    """serve http --tls-client-ca requires client certificates; get --cacert/--cert present one."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1")
+    server_cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    server_cert.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    client_cert = ca.issue_cert("client.example")
+    client_cert.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
+    client_cert.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    (tmp_path / "f.txt").write_bytes(b"mutual")
+    srv = Server(
+        "--root", str(tmp_path), "--no-access-log",
+        "--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.key"),
+        "--tls-client-ca", str(tmp_path / "ca.pem"),
+    )  # fmt: skip
+    try:
+        url = f"https://127.0.0.1:{srv.port}/f.txt"
+        ca_file = str(tmp_path / "ca.pem")
+        client = ["--cert", str(tmp_path / "client.pem"), "--key", str(tmp_path / "client.key")]
+        for io_name in ("sync", "asyncio", "trio"):
+            done = protomata("get", "--io", io_name, "--cacert", ca_file, *client, url)
+            assert (done.returncode, done.stdout) == (0, b"mutual"), done.stderr
+        without = protomata("get", "--cacert", ca_file, url)
+        assert without.returncode == 1 and b"protomata: error:" in without.stderr
+        assert without.stdout == b""
+        assert protomata("get", "--key", "k.pem", url).returncode == 2
+        assert protomata("get", "--insecure", "--cacert", ca_file, url).returncode == 2
+    finally:
+        assert srv.stop() == 0
+    bad = protomata("serve", "http", "--tls-client-ca", str(tmp_path / "ca.pem"))
+    assert bad.returncode == 2 and b"--tls-client-ca needs --tls-cert" in bad.stderr

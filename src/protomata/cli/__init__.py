@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     http.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
     http.add_argument("--tls-key", metavar="FILE", help="the private key for --tls-cert")
     http.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="require TLS client certificates issued by the authorities in FILE (PEM)",
+    )
+    http.add_argument(
         "--no-access-log", action="store_true", help="do not log requests to standard error"
     )
 
@@ -114,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument(
         "--insecure", action="store_true", help="do not verify TLS certificates (testing only)"
     )
+    get.add_argument(
+        "--cacert", metavar="FILE", help="trust the certificate authorities in FILE (PEM)"
+    )
+    get.add_argument(
+        "--cert", metavar="FILE", help="present this TLS client certificate (PEM; may hold the key)"
+    )
+    get.add_argument("--key", metavar="FILE", help="the private key for --cert")
     get.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per connect/read (%(default)s)"
     )

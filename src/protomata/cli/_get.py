@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import ssl
 import sys
 import time
 from typing import IO, Any
@@ -113,12 +114,30 @@ def _progress(args: argparse.Namespace, response: Any) -> Progress | None:
     return Progress(sys.stderr, length, delay=0.0 if args.progress == "always" else 0.5)
 
 
+def _verify(args: argparse.Namespace) -> bool | ssl.SSLContext:
+    """The clients' ``verify``: --insecure, --cacert, --cert/--key, or the default."""
+    if args.insecure and args.cacert:
+        raise UsageError("--insecure and --cacert contradict each other")
+    if args.key and not args.cert:
+        raise UsageError("--key needs --cert")
+    if not (args.cacert or args.cert):
+        return not args.insecure
+    try:
+        context = ssl.create_default_context(cafile=args.cacert)
+        if args.cert:
+            context.load_cert_chain(args.cert, args.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load a TLS certificate, key or CA file: {exc}") from exc
+    if args.insecure:  # a client certificate, but no check of the server's
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _get_sync(args: argparse.Namespace, sink: _Sink) -> None:
     from ..sync import HTTPClient
 
-    with HTTPClient(
-        timeout=args.timeout, verify=not args.insecure, follow_redirects=True
-    ) as client:
+    with HTTPClient(timeout=args.timeout, verify=_verify(args), follow_redirects=True) as client:
         response = client.get(args.url)
         with response:
             if args.verbose:
@@ -137,7 +156,7 @@ def _get_sync(args: argparse.Namespace, sink: _Sink) -> None:
 
 async def _get_async(args: argparse.Namespace, sink: _Sink, adapter: Any) -> None:
     async with adapter.HTTPClient(
-        timeout=args.timeout, verify=not args.insecure, follow_redirects=True
+        timeout=args.timeout, verify=_verify(args), follow_redirects=True
     ) as client:
         response = await client.get(args.url)
         async with response:

@@ -41,16 +41,29 @@ def load_app(spec: str) -> Any:
 
 
 def server_tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    """The server TLS context of ``--tls-cert``/``--tls-key``, or None without them."""
+    """The server TLS context of ``--tls-cert``/``--tls-key``, or None without them.
+
+    With ``--tls-client-ca`` (``serve http``) clients must present a
+    certificate issued by one of those authorities.
+    """
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     if not args.tls_cert:
+        if getattr(args, "tls_client_ca", None):
+            raise UsageError("--tls-client-ca needs --tls-cert and --tls-key")
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(args.tls_cert, args.tls_key)
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"cannot load the TLS certificate or key: {exc}") from exc
+    client_ca = getattr(args, "tls_client_ca", None)
+    if client_ca:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load the client certificate authorities: {exc}") from exc
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
