@@ -6,6 +6,7 @@ import poplib
 import ssl
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,3 +137,38 @@ def test_stls(
             assert client.retr(2)[1] == MSG2.rstrip(b"\r\n").split(b"\r\n")
         finally:
             client.quit()
+
+
+def test_xoauth2_with_a_coroutine_token_check(adapter: Adapter, tmp_path: Path) -> None:
+    """An async server awaits a coroutine function given as authenticate_xoauth2."""
+    from protomata.pop3 import POP3Error
+    from protomata.sync import POP3Client
+
+    seen: list[tuple[str, str]] = []
+
+    if adapter.name == "asyncio":
+        import asyncio
+
+        sleep: Any = asyncio.sleep
+    else:
+        import trio
+
+        sleep = trio.sleep
+
+    async def check(user: str, token: str) -> bool:
+        seen.append((user, token))
+        await sleep(0.01)  # it may wait, e.g. for a token service
+        return token == "good-token"
+
+    server = adapter.POP3Server(
+        maildir=make_maildir(tmp_path / "Maildir"),
+        users={"alice": "s3cret"},
+        timeouts=adapter.Timeouts(TIMEOUT),
+        authenticate_xoauth2=check,
+    )
+    with adapter.serve(server), POP3Client("127.0.0.1", server.port, timeout=TIMEOUT) as client:
+        with pytest.raises(POP3Error, match=r"\[AUTH\]"):
+            client.auth("XOAUTH2", "alice", "stale-token")
+        client.auth("XOAUTH2", "alice", "good-token")
+        assert client.stat()[0] == 3
+    assert seen == [("alice", "stale-token"), ("alice", "good-token")]
