@@ -831,3 +831,51 @@ def test_body_framing_state_after_response_matches() -> None:
     server, _ = server_with(GET11)
     server.send(Response(status_code=200, headers=[("Content-Length", "1")]))
     assert server.our_state is SEND_BODY
+
+
+# -- the one-step end of a body (used for whole server responses) ------------------
+
+_SEND_REST_CASES = {
+    "content-length": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", [(b"Content-Length", b"5")], b"hello"),
+    "head": (b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", [(b"Content-Length", b"5")], b""),
+    "empty": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", [(b"Content-Length", b"0")], b""),
+    "chunked": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", [], b"abc"),
+    "http/1.0": (b"GET / HTTP/1.0\r\n\r\n", [], b"abc"),
+    "too short": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", [(b"Content-Length", b"5")], b"hi"),
+    "too long": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", [(b"Content-Length", b"1")], b"hi"),
+    "connection close": (
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        [(b"Content-Length", b"2")],
+        b"hi",
+    ),
+}
+
+
+def _server_with_response(request: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[Any, bytes]:
+    conn = Connection(SERVER)
+    conn.receive_data(request)
+    assert type(conn.next_event()) is Request
+    assert type(conn.next_event()) is EndOfMessage
+    return conn, conn.send(Response(status_code=200, headers=headers))
+
+
+@pytest.mark.parametrize("case", list(_SEND_REST_CASES))
+def test_send_rest_of_body_matches_data_then_end_of_message(case: str) -> None:
+    request, headers, body = _SEND_REST_CASES[case]
+    general, head = _server_with_response(request, headers)
+    fused, head_again = _server_with_response(request, headers)
+    assert head == head_again
+    expected: Any
+    try:
+        pieces = [general.send(Data(data=body))] if body else []
+        pieces.append(general.send(EndOfMessage()))
+        expected = b"".join(pieces)
+    except LocalProtocolError as exc:
+        expected = exc
+    if isinstance(expected, Exception):
+        with pytest.raises(LocalProtocolError):
+            fused._send_rest_of_body(body)
+    else:
+        assert b"".join(fused._send_rest_of_body(body)) == expected
+    assert fused.states == general.states
+    assert fused.our_state is general.our_state

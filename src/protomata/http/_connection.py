@@ -96,6 +96,9 @@ def _expect_nothing(buf: ReceiveBuffer) -> None:
         raise RemoteProtocolError("Got data when expecting EOF")
 
 
+_END_OF_MESSAGE = EndOfMessage()  # immutable: one serves every message without trailers
+
+
 def _body_framing(request_method: bytes | None, event: Request | Response) -> tuple[str, int]:
     """("chunked" | "content-length" | "http/1.0", length) for a message."""
     if type(event) is Response:
@@ -415,6 +418,35 @@ class Connection:
         except BaseException:
             self._process_error(self.our_role)
             raise
+
+    def _send_rest_of_body(self, data: bytes) -> list[bytes]:
+        """``send_with_data_passthrough(Data(data=data))`` (when *data* is not
+        empty) then ``send(EndOfMessage())``: the pieces to write.
+
+        When *data* is exactly what a Content-Length body still lacks (a
+        whole response body, or none for HEAD, 204 and 304), this is done in
+        one step with the same checks and state changes; anything else takes
+        the two general calls.
+        """
+        writer = self._writer
+        cstate = self._cstate
+        if (
+            type(writer) is ContentLengthWriter
+            and writer._length == len(data)
+            and (cstate.client if self.our_role is CLIENT else cstate.server) is SEND_BODY
+        ):
+            writer._length = 0
+            if data and self.our_role is CLIENT:
+                self.client_is_waiting_for_100_continue = False
+            try:
+                self._process_event(self.our_role, _END_OF_MESSAGE)
+            except BaseException:
+                self._process_error(self.our_role)
+                raise
+            return [data] if data else []
+        pieces = self.send_with_data_passthrough(Data(data=data)) if data else []
+        pieces += self.send_with_data_passthrough(_END_OF_MESSAGE)
+        return pieces
 
     def send_failed(self) -> None:
         """Tell the machine a send failed; our state becomes ERROR."""

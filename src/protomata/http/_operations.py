@@ -616,14 +616,10 @@ def whole_response(
         content_length=len(body) if content_length is None else content_length,
         date=date,
     )
-    pieces = [head]
-    if body and exchange.request.method != b"HEAD":
-        exchange.body_bytes += len(body)
-        pieces += conn.send_with_data_passthrough(Data(data=body))
-    end = conn.send(_END)
-    if end:
-        pieces.append(end)
-    return pieces
+    if exchange.request.method == b"HEAD":
+        body = b""
+    exchange.body_bytes += len(body)
+    return [head, *conn._send_rest_of_body(body)]
 
 
 def respond(
