@@ -22,8 +22,9 @@ from ..http._asgi import (
     lifespan_scope,
     request_message,
 )
-from ..http._operations import ProtocolFailure, ResponseSpec
+from ..http._operations import ProtocolFailure, ResponseSpec, whole_response
 from ..sync._asyncasgi import ASGIApp, AsyncASGIService, Message
+from ..sync._httpserver import http_date
 from ._httpserver import HTTPServer, ServerRequest
 from ._server import TCPServer
 
@@ -81,7 +82,21 @@ class ASGIServer(AsyncASGIService, HTTPServer):
                     await request.start_response(status, headers)
                     await request.send(body)
                 else:
-                    await request.respond(ResponseSpec(status, headers, body))
+                    # A whole response: built without running an operation
+                    # and sent in one write.
+                    settings = request._settings
+                    date = settings.date() if settings.date is not None else http_date()
+                    await request._stream.send_all(
+                        whole_response(
+                            request._conn,
+                            request._exchange,
+                            settings,
+                            status,
+                            headers,
+                            body=body,
+                            date=date,
+                        )
+                    )
             elif kind == "body":
                 _, body, more = action
                 await request.send(body)
