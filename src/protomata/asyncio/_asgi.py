@@ -25,10 +25,9 @@ from ..http._operations import (
     end_response,
     send_body,
     start_response,
-    whole_response,
 )
 from ..sync._asyncasgi import ASGIApp, AsyncASGIService, Message
-from ._httpserver import HTTPServer, ServerRequest, _push, http_date
+from ._httpserver import HTTPServer, ServerRequest, _push
 
 __all__ = ["ASGIApp", "ASGIServer", "serve_asgi"]
 
@@ -80,12 +79,7 @@ class ASGIServer(AsyncASGIService, HTTPServer):
                     _push(start_response(conn, exchange, settings, status, headers), stream)
                     _push(send_body(conn, exchange, body), stream)
                 else:
-                    date = settings.date() if settings.date is not None else http_date()
-                    stream.write(
-                        whole_response(
-                            conn, exchange, settings, status, headers, body=body, date=date
-                        )
-                    )
+                    stream.write(request._whole_response(status, headers, body))
             elif kind == "body":
                 _, body, more = action
                 _push(send_body(conn, exchange, body), stream)

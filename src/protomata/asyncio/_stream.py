@@ -21,7 +21,7 @@ import ssl
 from typing import Any
 
 from .._core._ops import ServerShutdown, TimeoutKind
-from ..sync._stream import Timeouts, peer_certificate_of, unmapped
+from ..sync._stream import Timeouts, unmapped
 
 __all__ = ["Stream", "Timeouts", "connect_tcp"]
 
@@ -323,12 +323,6 @@ class Stream:
         """The TLS connection (for ``getpeercert``, ``version``...), or None on plain TCP."""
         tls: ssl.SSLObject | None = self.transport.get_extra_info("ssl_object")
         return tls
-
-    @property
-    def peer_certificate(self) -> dict[str, Any] | None:
-        """The certificate the peer presented over TLS, or None (see
-        :func:`~protomata.sync._stream.peer_certificate_of`)."""
-        return peer_certificate_of(self.tls_object)
 
     @property
     def local(self) -> tuple[str, int]:

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 from .._core import CLIENT, NEED_DATA, LocalProtocolError, RemoteProtocolError
 from .._core._events import _event_builder
 from .._core._ops import Call, Close, Operation, Receive, Send, ServerShutdown, TimeoutKind
-from ._connection import Connection
+from ._connection import _END_OF_MESSAGE, Connection
 from ._events import (
     ConnectionClosed,
     Data,
@@ -394,7 +394,6 @@ _REASONS = {
 
 
 _new_response = _event_builder(Response)
-_END = EndOfMessage()  # events are immutable: one serves every response
 
 
 def reason_phrase(status: int) -> bytes:
@@ -584,7 +583,7 @@ def send_body(conn: Connection, exchange: Exchange, data: bytes) -> Operation[No
 
 def end_response(conn: Connection) -> Operation[None]:
     """Finish the response body."""
-    data = conn.send(_END)
+    data = conn.send(_END_OF_MESSAGE)
     if data:
         yield Send(data)
 

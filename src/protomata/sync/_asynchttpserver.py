@@ -29,9 +29,10 @@ from ..http._operations import (
     send_body,
     serve_connection,
     start_response,
+    whole_response,
 )
 from ._httpserver import _traceback, access_log_line, clf_time, http_date
-from ._stream import Timeouts
+from ._stream import Timeouts, peer_certificate_of
 
 __all__ = ["AsyncHTTPService", "AsyncServerRequest", "respond_calls"]
 
@@ -78,12 +79,20 @@ class AsyncServerRequest:
         """Carry out *op*, which only sends and asks for the date."""
         await self._run(op, self._stream, respond_calls)
 
+    def _whole_response(self, status: int, headers: Any, body: bytes) -> list[bytes]:
+        """The bytes of a complete response with a known body, for an adapter
+        to write at once (no operation to run)."""
+        settings = self._settings
+        date = settings.date() if settings.date is not None else http_date()
+        return whole_response(
+            self._conn, self._exchange, settings, status, headers, body=body, date=date
+        )
+
     @property
     def peer_certificate(self) -> dict[str, Any] | None:
         """The client's verified TLS certificate (``ssl.SSLSocket.getpeercert()``
         form), or None: plain HTTP, or a server that does not ask for one."""
-        certificate: dict[str, Any] | None = self._stream.peer_certificate
-        return certificate
+        return peer_certificate_of(self._stream.tls_object)
 
     @property
     def path(self) -> bytes:

@@ -25,7 +25,7 @@ from ..http._operations import (
 )
 from ._runner import run
 from ._server import TCPServer
-from ._stream import SocketStream, Timeouts
+from ._stream import SocketStream, Timeouts, peer_certificate_of
 
 __all__ = ["HTTPServer", "ServerRequest", "access_log_line", "http_date"]
 
@@ -90,7 +90,7 @@ class ServerRequest:
     def peer_certificate(self) -> dict[str, Any] | None:
         """The client's verified TLS certificate (``ssl.SSLSocket.getpeercert()``
         form), or None: plain HTTP, or a server that does not ask for one."""
-        return self._stream.peer_certificate
+        return peer_certificate_of(self._stream.tls_object)
 
     @property
     def scheme(self) -> str:

@@ -196,12 +196,6 @@ class SocketStream:
         sock = self.socket
         return sock if isinstance(sock, ssl.SSLSocket) else None
 
-    @property
-    def peer_certificate(self) -> dict[str, Any] | None:
-        """The certificate the peer presented over TLS, or None
-        (see :func:`peer_certificate_of`)."""
-        return peer_certificate_of(self.tls_object)
-
     def close(self) -> None:
         sock = self.socket
         try:

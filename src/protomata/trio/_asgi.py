@@ -22,9 +22,8 @@ from ..http._asgi import (
     lifespan_scope,
     request_message,
 )
-from ..http._operations import ProtocolFailure, ResponseSpec, whole_response
+from ..http._operations import ProtocolFailure, ResponseSpec
 from ..sync._asyncasgi import ASGIApp, AsyncASGIService, Message
-from ..sync._httpserver import http_date
 from ._httpserver import HTTPServer, ServerRequest
 from ._server import TCPServer
 
@@ -82,21 +81,8 @@ class ASGIServer(AsyncASGIService, HTTPServer):
                     await request.start_response(status, headers)
                     await request.send(body)
                 else:
-                    # A whole response: built without running an operation
-                    # and sent in one write.
-                    settings = request._settings
-                    date = settings.date() if settings.date is not None else http_date()
-                    await request._stream.send_all(
-                        whole_response(
-                            request._conn,
-                            request._exchange,
-                            settings,
-                            status,
-                            headers,
-                            body=body,
-                            date=date,
-                        )
-                    )
+                    # A whole response, sent in one write (no operation to run).
+                    await request._stream.send_all(request._whole_response(status, headers, body))
             elif kind == "body":
                 _, body, more = action
                 await request.send(body)

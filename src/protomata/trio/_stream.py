@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from .._core._ops import TimeoutKind
-from ..sync._stream import Timeouts, peer_certificate_of, unmapped
+from ..sync._stream import Timeouts, unmapped
 
 __all__ = ["HIGH_WATER", "Stream", "Timeouts", "connect_tcp"]
 
@@ -196,12 +196,6 @@ class Stream:
         """
         stream = self.stream
         return stream if isinstance(stream, trio.SSLStream) else None
-
-    @property
-    def peer_certificate(self) -> dict[str, Any] | None:
-        """The certificate the peer presented over TLS, or None (see
-        :func:`~protomata.sync._stream.peer_certificate_of`)."""
-        return peer_certificate_of(self.tls_object)
 
     @property
     def local(self) -> tuple[str, int]:
