@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 import pytest
 
-from protomata.sync import listen_tcp
+from protomata.sync import Timeouts, listen_tcp
 from protomata.sync._stream import unmapped
 
 
@@ -30,3 +31,46 @@ def test_listen_tcp_on_every_address(host: str | None) -> None:
             conn, peer = sock.accept()
             conn.close()
         assert unmapped(peer[0]) == "127.0.0.1"
+
+
+class _Draining:
+    """The parts of a server a server stream looks at, in the middle of a shutdown."""
+
+    def __init__(self) -> None:
+        self.draining = True
+        self._lock = threading.Lock()
+
+
+def test_draining_blocking_server_still_reads_a_request_that_has_arrived() -> None:
+    from protomata._core._ops import ServerShutdown, TimeoutKind
+    from protomata.sync._server import _ServerStream
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        stream = _ServerStream(_Draining(), ours, Timeouts(5.0))  # type: ignore[arg-type]
+        with pytest.raises(ServerShutdown):  # nothing has arrived: the wait ends at once
+            stream.receive_some(65536, TimeoutKind.IDLE)
+        theirs.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert stream.receive_some(65536, TimeoutKind.IDLE) == b"GET / HTTP/1.1\r\n\r\n"
+
+
+def test_draining_trio_server_still_reads_a_request_that_has_arrived() -> None:
+    trio = pytest.importorskip("trio")
+    from protomata._core._ops import ServerShutdown, TimeoutKind
+    from protomata.trio._server import _ServerStream
+
+    async def main() -> None:
+        ours, theirs = trio.socket.socketpair()
+        with ours, theirs:
+            stream = _ServerStream(
+                _Draining(),  # type: ignore[arg-type]
+                trio.SocketStream(ours),
+                Timeouts(5.0),
+                None,
+            )
+            with pytest.raises(ServerShutdown):
+                await stream.receive_some(65536, TimeoutKind.IDLE)
+            await theirs.send(b"GET / HTTP/1.1\r\n\r\n")
+            assert await stream.receive_some(65536, TimeoutKind.IDLE) == b"GET / HTTP/1.1\r\n\r\n"
+
+    trio.run(main)

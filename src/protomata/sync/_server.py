@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 
 from .._core._ops import ServerShutdown, TimeoutKind
-from ._stream import SocketStream, Timeouts
+from ._stream import SocketStream, Timeouts, readable_now
 
 __all__ = ["TCPServer", "listen_tcp"]
 
@@ -75,8 +75,8 @@ class _ServerStream(SocketStream):
             return super().receive_some(max_bytes, timeout)
         server = self._server
         with server._lock:  # shutdown() sees this wait, or we see it draining
-            if server.draining:
-                raise ServerShutdown
+            if server.draining and not readable_now(self.socket):
+                raise ServerShutdown  # (a request that has already arrived is served)
             self.idle = True
         try:
             data = super().receive_some(max_bytes, timeout)

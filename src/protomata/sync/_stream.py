@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import time
@@ -106,6 +107,22 @@ def client_certificate(tls: Any) -> tuple[str | None, str | None]:
     der = tls.getpeercert(binary_form=True)
     pem = ssl.DER_cert_to_PEM_cert(der) if der else None
     return pem, rfc4514_name(certificate.get("subject", ()))
+
+
+def readable_now(sock: socket.socket | Any) -> bool:
+    """Whether reading *sock* would return at once (bytes, or EOF) without waiting.
+
+    A draining server still serves a request whose bytes have arrived
+    before it came to read them.  *sock* is a socket (``ssl.SSLSocket``
+    included) or anything with ``fileno()``.
+    """
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    try:
+        ready, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return bool(ready)
 
 
 def unmapped(host: str) -> str:

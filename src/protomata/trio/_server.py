@@ -15,6 +15,7 @@ import trio
 
 from .._core._ops import ServerShutdown, TimeoutKind
 from ..sync._server import listen_tcp
+from ..sync._stream import readable_now
 from ._stream import Stream, Timeouts
 
 __all__ = ["TCPServer", "listen_sockets"]
@@ -78,8 +79,8 @@ class _ServerStream(Stream):
     async def receive_some(self, max_bytes: int = 65536, timeout: str = TimeoutKind.READ) -> bytes:
         if timeout != TimeoutKind.IDLE:
             return await super().receive_some(max_bytes, timeout)
-        if self._server.draining:
-            raise ServerShutdown
+        if self._server.draining and not readable_now(self.socket_stream.socket):
+            raise ServerShutdown  # (a request that has already arrived is served)
         await self.flush()
         with trio.CancelScope() as scope:
             self._idle_scope = scope
