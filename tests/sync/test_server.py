@@ -33,44 +33,68 @@ def test_listen_tcp_on_every_address(host: str | None) -> None:
         assert unmapped(peer[0]) == "127.0.0.1"
 
 
-class _Draining:
-    """The parts of a server a server stream looks at, in the middle of a shutdown."""
+class _Server:
+    """The parts of a server a server stream looks at."""
 
     def __init__(self) -> None:
-        self.draining = True
+        self.draining = False
         self._lock = threading.Lock()
 
 
-def test_draining_blocking_server_still_reads_a_request_that_has_arrived() -> None:
+REQUEST = b"GET / HTTP/1.1\r\n\r\n"
+
+# (accepted before the shutdown began, request bytes already there, served?)
+DRAIN_CASES = [(True, True, True), (True, False, False), (False, True, False)]
+
+
+@pytest.mark.parametrize(("early", "arrived", "served"), DRAIN_CASES)
+def test_draining_blocking_server_serves_only_a_request_already_waiting(
+    early: bool, arrived: bool, served: bool
+) -> None:
     from protomata._core._ops import ServerShutdown, TimeoutKind
     from protomata.sync._server import _ServerStream
 
+    server = _Server()
+    server.draining = not early
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        stream = _ServerStream(_Draining(), ours, Timeouts(5.0))  # type: ignore[arg-type]
-        with pytest.raises(ServerShutdown):  # nothing has arrived: the wait ends at once
-            stream.receive_some(65536, TimeoutKind.IDLE)
-        theirs.sendall(b"GET / HTTP/1.1\r\n\r\n")
-        assert stream.receive_some(65536, TimeoutKind.IDLE) == b"GET / HTTP/1.1\r\n\r\n"
+        stream = _ServerStream(server, ours, Timeouts(5.0))  # type: ignore[arg-type]
+        server.draining = True
+        if arrived:
+            theirs.sendall(REQUEST)
+        if served:
+            assert stream.receive_some(65536, TimeoutKind.IDLE) == REQUEST
+        else:
+            with pytest.raises(ServerShutdown):  # the wait ends at once
+                stream.receive_some(65536, TimeoutKind.IDLE)
 
 
-def test_draining_trio_server_still_reads_a_request_that_has_arrived() -> None:
+@pytest.mark.parametrize(("early", "arrived", "served"), DRAIN_CASES)
+def test_draining_trio_server_serves_only_a_request_already_waiting(
+    early: bool, arrived: bool, served: bool
+) -> None:
     trio = pytest.importorskip("trio")
     from protomata._core._ops import ServerShutdown, TimeoutKind
     from protomata.trio._server import _ServerStream
 
     async def main() -> None:
+        server = _Server()
+        server.draining = not early
         ours, theirs = trio.socket.socketpair()
         with ours, theirs:
             stream = _ServerStream(
-                _Draining(),  # type: ignore[arg-type]
+                server,  # type: ignore[arg-type]
                 trio.SocketStream(ours),
                 Timeouts(5.0),
                 None,
             )
-            with pytest.raises(ServerShutdown):
-                await stream.receive_some(65536, TimeoutKind.IDLE)
-            await theirs.send(b"GET / HTTP/1.1\r\n\r\n")
-            assert await stream.receive_some(65536, TimeoutKind.IDLE) == b"GET / HTTP/1.1\r\n\r\n"
+            server.draining = True
+            if arrived:
+                await theirs.send(REQUEST)
+            if served:
+                assert await stream.receive_some(65536, TimeoutKind.IDLE) == REQUEST
+            else:
+                with trio.fail_after(5), pytest.raises(ServerShutdown):
+                    await stream.receive_some(65536, TimeoutKind.IDLE)
 
     trio.run(main)

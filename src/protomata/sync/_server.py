@@ -69,15 +69,19 @@ class _ServerStream(SocketStream):
         super().__init__(sock, timeouts)
         self._server = server
         self.idle = False
+        #: accepted before any shutdown began and nothing read yet: a request
+        #: already waiting on it is served even if the server drains first
+        self._early = not server.draining
 
     def receive_some(self, max_bytes: int = 65536, timeout: str = TimeoutKind.READ) -> bytes:
         if timeout != TimeoutKind.IDLE:
             return super().receive_some(max_bytes, timeout)
         server = self._server
         with server._lock:  # shutdown() sees this wait, or we see it draining
-            if server.draining and not readable_now(self.socket):
-                raise ServerShutdown  # (a request that has already arrived is served)
+            if server.draining and not (self._early and readable_now(self.socket)):
+                raise ServerShutdown
             self.idle = True
+        self._early = False
         try:
             data = super().receive_some(max_bytes, timeout)
         finally:

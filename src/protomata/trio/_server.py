@@ -65,6 +65,9 @@ class _ServerStream(Stream):
         super().__init__(stream, timeouts, tls)
         self._server = server
         self._idle_scope: trio.CancelScope | None = None
+        #: accepted before any shutdown began and nothing read yet: a request
+        #: already waiting on it is served even if the server drains first
+        self._early = not server.draining
 
     @property
     def idle(self) -> bool:
@@ -79,8 +82,9 @@ class _ServerStream(Stream):
     async def receive_some(self, max_bytes: int = 65536, timeout: str = TimeoutKind.READ) -> bytes:
         if timeout != TimeoutKind.IDLE:
             return await super().receive_some(max_bytes, timeout)
-        if self._server.draining and not readable_now(self.socket_stream.socket):
-            raise ServerShutdown  # (a request that has already arrived is served)
+        early, self._early = self._early, False
+        if self._server.draining and not (early and readable_now(self.socket_stream.socket)):
+            raise ServerShutdown
         await self.flush()
         with trio.CancelScope() as scope:
             self._idle_scope = scope
