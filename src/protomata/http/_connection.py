@@ -91,6 +91,17 @@ def _limits_and_reader(
     return limits, partial(read_response_head if client else read_request_head, limits)
 
 
+_DEFAULT_LIMITS = {
+    client: _limits_and_reader(
+        DEFAULT_MAX_INCOMPLETE_EVENT_SIZE,
+        DEFAULT_MAX_INCOMPLETE_EVENT_SIZE,
+        DEFAULT_MAX_HEADER_COUNT,
+        client,
+    )
+    for client in (False, True)
+}
+
+
 def _expect_nothing(buf: ReceiveBuffer) -> None:
     if buf:
         raise RemoteProtocolError("Got data when expecting EOF")
@@ -152,12 +163,19 @@ class Connection:
         self.their_role: Role = SERVER if our_role is CLIENT else CLIENT
         # obs-fold: user agents must accept it in responses; servers may
         # reject it in requests, and we do (RFC 9112 section 5.2).
-        self._limits, self._head_reader = _limits_and_reader(
-            max_incomplete_event_size,
-            max_line_length if max_line_length is not None else max_incomplete_event_size,
-            max_header_count,
-            our_role is CLIENT,
-        )
+        if (
+            max_line_length is None
+            and max_incomplete_event_size == DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+            and max_header_count == DEFAULT_MAX_HEADER_COUNT
+        ):
+            self._limits, self._head_reader = _DEFAULT_LIMITS[our_role is CLIENT]
+        else:
+            self._limits, self._head_reader = _limits_and_reader(
+                max_incomplete_event_size,
+                max_line_length if max_line_length is not None else max_incomplete_event_size,
+                max_header_count,
+                our_role is CLIENT,
+            )
         self._cstate = ConnectionState()
         self._receive_buffer = ReceiveBuffer()
         self._writer = write_request if our_role is CLIENT else write_response
@@ -261,6 +279,40 @@ class Connection:
             if role is CLIENT:
                 self.client_is_waiting_for_100_continue = False
             return
+        if etype is EndOfMessage:
+            # The next most common: SEND_BODY -> DONE, exactly as the
+            # transition table says, without the general path's lookups.
+            if role is CLIENT:
+                if cstate.client is SEND_BODY:
+                    self.client_is_waiting_for_100_continue = False
+                    old_server = cstate.server
+                    cstate.client = DONE
+                    cstate._fire_state_triggered_transitions()
+                    self._respond_to_state_changes(SEND_BODY, old_server, event)
+                    return
+            elif cstate.server is SEND_BODY:
+                old_client = cstate.client
+                cstate.server = DONE
+                cstate._fire_state_triggered_transitions()
+                self._respond_to_state_changes(old_client, SEND_BODY, event)
+                return
+        elif (
+            etype is Request
+            and role is CLIENT
+            and cstate.client is IDLE
+            and cstate.server is IDLE
+            and cstate.keep_alive
+            and not cstate.pending_switch_proposals
+            and event.method != b"CONNECT"
+            and not event.headers.info.upgrade
+        ):
+            # A request that proposes no protocol switch, on a fresh cycle:
+            # the client starts its body and the server its response.
+            cstate.client = SEND_BODY
+            cstate.server = SEND_RESPONSE
+            self._request_started(event)
+            self._respond_to_state_changes(IDLE, IDLE, event)
+            return
         old_client = cstate.client
         old_server = cstate.server
         server_switch = None
@@ -283,14 +335,7 @@ class Connection:
             server_switch = Switch.UPGRADE  # refused below: nothing was proposed
         cstate.process_event(role, etype, server_switch)
         if etype is Request:
-            self._request_method = event.method
-            if role is self.their_role:
-                self.their_http_version = event.http_version
-            info = event.headers.info
-            if info.close or (event.http_version < b"1.1" and not info.keep_alive):
-                cstate.process_keep_alive_disabled()
-            if info.expect_continue and event.http_version >= b"1.1":
-                self.client_is_waiting_for_100_continue = True
+            self._request_started(event)
         elif etype is Response or etype is InformationalResponse:
             if role is self.their_role:
                 self.their_http_version = event.http_version
@@ -304,6 +349,18 @@ class Connection:
             self.client_is_waiting_for_100_continue = False
         if cstate.client is not old_client or cstate.server is not old_server:
             self._respond_to_state_changes(old_client, old_server, event)
+
+    def _request_started(self, event: Request) -> None:
+        """What a request says about the rest of the cycle and the connection."""
+        self._request_method = event.method
+        version = event.http_version
+        if self.their_role is CLIENT:
+            self.their_http_version = version
+        info = event.headers.info
+        if info.close or (version < b"1.1" and not info.keep_alive):
+            self._cstate.process_keep_alive_disabled()
+        if info.expect_continue and version >= b"1.1":
+            self.client_is_waiting_for_100_continue = True
 
     def _process_error(self, role: Role) -> None:
         old_client, old_server = self._cstate.client, self._cstate.server

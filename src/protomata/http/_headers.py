@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Union, overload
+from typing import TYPE_CHECKING, Any, Union, cast, overload
 
 from .._core import LocalProtocolError, RemoteProtocolError
 from ._abnf import CONTENT_LENGTH_MAX_DIGITS, FIELD_LINE_CHARS, HOST_CHARS, TOKEN_CHARS, WS
@@ -131,6 +131,18 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     """
     if isinstance(headers, Headers):
         return headers
+    if type(headers) is list or type(headers) is tuple:
+        # Pairs given before (the same names and values) are in a bounded
+        # table of pairs already validated; most header lists are found
+        # there whole, in one C-level pass.
+        try:
+            found = list(map(_PAIR_ITEMS.get, headers))
+        except (TypeError, BytesWarning):  # unhashable pairs; str-bytes compare under -bb
+            pass
+        else:
+            if None not in found:
+                items = cast("list[_Item]", found)
+                return Headers(items, analyze_fields(items, False, False, b"1.1"))
     try:
         pairs = [
             (
@@ -161,7 +173,35 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     ):
         _raise_for_invalid_field(pairs)
     items = [(name, name.lower(), value) for name, value in pairs]
+    if type(headers) is list or type(headers) is tuple:
+        # Before analyze_fields, which may canonicalize the list.
+        _remember_pairs(headers, items)
     return Headers(items, analyze_fields(items, False, False, b"1.1"))
+
+
+#: Header pairs as users give them, each mapped to its validated item
+#: (bounded; see _remember_pairs).
+_PAIR_ITEMS: dict[Any, _Item] = {}
+_PAIR_ITEMS_MAX = 1024
+_PAIR_MAX_LENGTH = 256
+#: Fields never remembered, because their values are secrets (compare
+#: ``_readers._SECRET_FIELDS``).
+_SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
+
+
+def _remember_pairs(pairs: Sequence[Any], items: list[_Item]) -> None:
+    # Only exact tuples of exact str or bytes, so that equal keys always
+    # mean equal text; a table that fills up is emptied, never grown.
+    if len(_PAIR_ITEMS) + len(items) > _PAIR_ITEMS_MAX:
+        _PAIR_ITEMS.clear()
+    _PAIR_ITEMS.update(
+        (pair, item)
+        for pair, item in zip(pairs, items, strict=True)
+        if type(pair) is tuple
+        and len(item[2]) <= _PAIR_MAX_LENGTH
+        and item[1] not in _SECRET_FIELDS
+        and all(type(part) is bytes or type(part) is str for part in pair)
+    )
 
 
 def _raise_for_invalid_field(pairs: list[tuple[bytes, bytes]]) -> None:

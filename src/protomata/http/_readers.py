@@ -62,6 +62,7 @@ Reader = Callable[[ReceiveBuffer], Any]
 _BLANK_LINE_RE = re.compile(rb"\n\r?\n")
 _LINE_END_RE = re.compile(rb"\r?\n")
 _CRLF = b"\r\n"
+_BLANK_LINE = b"\r\n\r\n"
 _first = itemgetter(0)
 
 _new_request = _event_builder(Request)
@@ -154,17 +155,74 @@ def _parse_head(
 ) -> tuple[re.Match[bytes] | None, list[_Item]]:
     """Split and validate a head: (start line match, field items).
 
-    The start line is matched before the fields are counted or measured,
-    the order in which a head arriving in pieces meets those checks.
+    This is the fast path, for heads with CRLF line ends whose every check
+    passes; at the first doubt it hands the head to
+    :func:`_parse_head_precisely`, which finds the exact error.
     """
+    if not block.endswith(_BLANK_LINE):
+        return _parse_head_precisely(block, limits, start_line_re)
     lines = block.split(_CRLF)
-    # Fast path: translate() leaves only illegal bytes plus the CRLFs; if
-    # that is exactly two bytes per line break, every byte is legal and
-    # there is no bare CR or LF.
-    if len(block.translate(None, FIELD_LINE_CHARS)) == 2 * len(lines) - 2:
-        del lines[-2:]
-    else:
-        lines = _split_head_precisely(block)
+    del lines[-2:]
+    match = None
+    if start_line_re is not None:
+        # The patterns admit no CR, LF or other control byte.
+        match = start_line_re.fullmatch(lines[0])
+        if match is None:
+            return _parse_head_precisely(block, limits, start_line_re)
+    if len(lines) > limits.max_header_count + 1 or (
+        len(block) > limits.max_line_length
+        and max(map(len, lines[1:]), default=0) > limits.max_line_length
+    ):
+        return _parse_head_precisely(block, limits, start_line_re)
+    # Field lines seen before, in this message or any other, are in a
+    # bounded table of lines already parsed and proven valid (see
+    # _remember_lines): most heads are found there whole, in one C-level
+    # pass, or nearly whole.
+    found = list(map(_LINE_ITEMS.get, islice(lines, 1, None)))
+    misses = found.count(None)
+    if not misses:
+        return match, found  # type: ignore[return-value]
+    if 2 * misses <= len(found):
+        items = _parse_new_lines(lines, found, misses)
+        if items is None:
+            return _parse_head_precisely(block, limits, start_line_re)
+        return match, items
+    # Mostly new lines: validate the whole head at once.  translate()
+    # leaves only illegal bytes plus the CRs and LFs; if that is exactly
+    # the CRLF line breaks, every byte is legal and there is no bare CR or LF.
+    if len(block.translate(None, FIELD_LINE_CHARS)) != 2 * len(lines) + 2:
+        return _parse_head_precisely(block, limits, start_line_re)
+    try:
+        items = [
+            (name, name.lower(), value.strip(WS))
+            for line in islice(lines, 1, None)
+            for name, value in (line.split(b":", 1),)
+        ]
+    except ValueError:
+        return _parse_head_precisely(block, limits, start_line_re)
+    # Every name must be a non-empty token.  Names seen before are in a
+    # bounded set of names already proven valid, which checks a whole head
+    # in one C-level call; new names are checked once and remembered.
+    if not _VALID_NAMES.issuperset(map(_first, items)):
+        names = [item[0] for item in items]
+        if b"".join(names).translate(None, TOKEN_CHARS) or not all(names):
+            return _parse_head_precisely(block, limits, start_line_re)
+        _remember_valid_names(names)
+    _remember_lines(lines, items)
+    return match, items
+
+
+def _parse_head_precisely(
+    block: bytes, limits: HeadLimits, start_line_re: re.Pattern[bytes] | None
+) -> tuple[re.Match[bytes] | None, list[_Item]]:
+    """Parse a head line by line: accept what we tolerate (bare LF line
+    ends; obs-fold in responses), and raise the exact error for the rest.
+
+    The checks run in the order a head arriving in pieces meets them: its
+    bytes, the start line, the number of fields, their lengths, then each
+    field.
+    """
+    lines = _split_head_precisely(block)
     match = None
     if start_line_re is not None:
         match = start_line_re.fullmatch(lines[0])
@@ -178,23 +236,7 @@ def _parse_head(
         limits.max_line_length
     ):
         raise _error(f"header line exceeds {limits.max_line_length} bytes", 431)
-    try:
-        items = [
-            (name, name.lower(), value.strip(WS))
-            for line in islice(lines, 1, None)
-            for name, value in (line.split(b":", 1),)
-        ]
-    except ValueError:
-        return match, _parse_fields_precisely(lines, limits)
-    # Every name must be a non-empty token.  Names seen before are in a
-    # bounded set of names already proven valid, which checks a whole head
-    # in one C-level call; new names are checked once and remembered.
-    if not _VALID_NAMES.issuperset(map(_first, items)):
-        names = [item[0] for item in items]
-        if b"".join(names).translate(None, TOKEN_CHARS) or not all(names):
-            return match, _parse_fields_precisely(lines, limits)
-        _remember_valid_names(names)
-    return match, items
+    return match, _parse_fields_precisely(lines, limits)
 
 
 #: Field names known to be valid tokens (bounded; see _remember_valid_names).
@@ -208,6 +250,59 @@ def _remember_valid_names(names: list[bytes]) -> None:
     if len(_VALID_NAMES) + len(names) > _VALID_NAMES_MAX:
         _VALID_NAMES.clear()
     _VALID_NAMES.update(names)
+
+
+#: Field lines known to be valid, each mapped to its parsed item (bounded).
+_LINE_ITEMS: dict[bytes, _Item] = {}
+_LINE_ITEMS_MAX = 1024
+#: Longer lines are not remembered (they rarely repeat and cost memory).
+_LINE_ITEMS_MAX_LENGTH = 256
+#: Fields never remembered: their values are secrets, and whether a line is
+#: in the table shows in the time it takes to parse (as HPACK keeps such
+#: fields out of its tables, RFC 7541 section 7.1.3).
+_SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
+
+
+def _remember_lines(lines: list[bytes], items: list[_Item]) -> None:
+    # Like _remember_valid_names: a peer sending ever-new lines only empties
+    # the table now and then, and correctness never depends on it.  A line
+    # maps to the same item in any head whose bytes are all legal, which is
+    # all this path sees; continuation lines (obs-fold) never get here.
+    if len(_LINE_ITEMS) + len(items) > _LINE_ITEMS_MAX:
+        _LINE_ITEMS.clear()
+    _LINE_ITEMS.update(
+        (line, item)
+        for line, item in zip(islice(lines, 1, None), items, strict=True)
+        if len(line) <= _LINE_ITEMS_MAX_LENGTH and item[1] not in _SECRET_FIELDS
+    )
+
+
+def _parse_new_lines(
+    lines: list[bytes], found: list[_Item | None], misses: int
+) -> list[_Item] | None:
+    """Fill the *misses* gaps (None) in *found*, parsing those field lines.
+
+    None if one of them needs the precise parser.
+    """
+    index = 0
+    for _ in range(misses):
+        index = found.index(None, index)
+        line = lines[index + 1]
+        name, colon, value = line.partition(b":")
+        if (
+            not colon
+            or not name
+            or name.translate(None, TOKEN_CHARS)
+            or value.translate(None, FIELD_LINE_CHARS)
+        ):
+            return None
+        lower = name.lower()
+        item = found[index] = (name, lower, value.strip(WS))
+        if len(line) <= _LINE_ITEMS_MAX_LENGTH and lower not in _SECRET_FIELDS:
+            if len(_LINE_ITEMS) >= _LINE_ITEMS_MAX:
+                _LINE_ITEMS.clear()
+            _LINE_ITEMS[line] = item
+    return found  # type: ignore[return-value]
 
 
 def _split_head_precisely(block: bytes) -> list[bytes]:

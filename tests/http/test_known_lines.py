@@ -1,0 +1,323 @@
+"""The tables of header lines and header pairs seen before.
+
+The head parser remembers field lines it has parsed and proven valid
+(``_readers._LINE_ITEMS``), and header validation remembers the pairs users
+gave (``_headers._PAIR_ITEMS``), so that repeated fields cost one dict
+lookup each.  Correctness must never depend on them: every outcome (events,
+errors, their messages and status hints) is the same with the tables empty
+and with them full of whatever came before, the tables stay bounded, and
+secrets never enter them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import protomata.http as ph
+from protomata.http import _headers, _readers
+from tests.http.test_smuggling import CASES, drive
+
+
+def _clear_tables() -> None:
+    _readers._LINE_ITEMS.clear()
+    _readers._VALID_NAMES.clear()
+    _headers._PAIR_ITEMS.clear()
+
+
+@pytest.fixture(autouse=True)
+def _cold_tables() -> Iterator[None]:
+    _clear_tables()
+    yield
+    _clear_tables()
+
+
+def parse_head(data: bytes, role: Any = ph.SERVER, **limits: Any) -> Any:
+    """The first event, or ("error", message, hint)."""
+    conn = ph.Connection(role, **limits)
+    if role is ph.CLIENT:
+        conn.send(ph.Request(method="GET", target="/", headers=[("Host", "a")]))
+        conn.send(ph.EndOfMessage())
+    conn.receive_data(data)
+    try:
+        event = conn.next_event()
+    except ph.RemoteProtocolError as exc:
+        return ("error", str(exc), exc.error_status_hint)
+    if isinstance(event, (ph.Request, ph.Response, ph.InformationalResponse)):
+        return (type(event).__name__, event, event.headers.raw_items(), vars_of(event.headers.info))
+    return event
+
+
+def vars_of(info: Any) -> dict[str, Any]:
+    return {
+        name: getattr(info, name)
+        for name in (
+            "content_length",
+            "chunked",
+            "close",
+            "keep_alive",
+            "expect_continue",
+            "upgrade",
+            "host_count",
+        )
+    }
+
+
+def cold_and_warm(data: bytes, role: Any = ph.SERVER, **limits: Any) -> tuple[Any, Any]:
+    """Parse *data* with empty tables, then again after warming them with
+    every line of *data* that a valid head accepts."""
+    _clear_tables()
+    cold = parse_head(data, role, **limits)
+    for line in data.split(b"\r\n"):
+        parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n")
+        parse_head(b"HTTP/1.1 200 OK\r\n" + line + b"\r\n\r\n", ph.CLIENT)
+    warm = parse_head(data, role, **limits)
+    return cold, warm
+
+
+# -- the head parser ---------------------------------------------------------------
+
+
+KNOWN = b"Host: a.example\r\nUser-Agent: known/1.0\r\nAccept: */*\r\nAccept-Language: en\r\n"
+
+
+def test_known_lines_are_remembered_and_give_the_same_request() -> None:
+    data = b"GET / HTTP/1.1\r\n" + KNOWN + b"\r\n"
+    cold, warm = cold_and_warm(data)
+    assert cold == warm
+    assert cold[0] == "Request"
+    assert b"User-Agent: known/1.0" in _readers._LINE_ITEMS
+    # The warm parse took every field from the table.
+    assert [item for item in _readers._LINE_ITEMS.values() if item[1] == b"accept"] == [
+        (b"Accept", b"accept", b"*/*")
+    ]
+
+
+BAD_HEADS = [
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"Bad Name: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"NoColonHere\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"Name : x\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b": empty name\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b" folded: continuation\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"X: nul\x00byte\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"X: bare\rCR\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"X: bare\nLF\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"Host: b.example\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"Transfer-Encoding: gzip\r\n\r\n",
+    b"GET / HTTP/1.1 \r\n" + KNOWN + b"\r\n",
+    b"GET /\x7f HTTP/1.1\r\n" + KNOWN + b"\r\n",
+    b"GET / HTTP/1.1\r\n" + KNOWN[17:] + b"\r\n",  # no Host
+    b"GET / HTTP/1.1\r\n" + KNOWN + b"X: trailing space \r\n\r\n",  # valid: stripped
+    b"GET / HTTP/1.1\n" + KNOWN.replace(b"\r\n", b"\n") + b"\n",  # valid: bare LF ends
+]
+
+
+@pytest.mark.parametrize("data", BAD_HEADS)
+def test_known_lines_hide_no_error_and_change_no_message(data: bytes) -> None:
+    cold, warm = cold_and_warm(data)
+    assert cold == warm
+
+
+def test_limits_apply_to_known_lines() -> None:
+    long_line = b"X-Long: " + b"v" * 192
+    # Remembered by a connection with default limits ...
+    assert parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + long_line + b"\r\n\r\n")[0] == "Request"
+    assert long_line in _readers._LINE_ITEMS
+    # ... it still exceeds a smaller limit elsewhere, as do too many fields.
+    data = b"GET / HTTP/1.1\r\nHost: a\r\n" + long_line + b"\r\n\r\n"
+    result = parse_head(data, max_line_length=100)
+    assert result[0] == "error" and result[2] == 431
+    result = parse_head(b"GET / HTTP/1.1\r\n" + KNOWN + b"\r\n", max_header_count=3)
+    parse_head(b"GET / HTTP/1.1\r\n" + KNOWN + b"\r\n")
+    assert parse_head(b"GET / HTTP/1.1\r\n" + KNOWN + b"\r\n", max_header_count=3) == result
+    assert result[0] == "error" and result[2] == 431
+
+
+def test_secrets_and_long_lines_are_never_remembered() -> None:
+    request = (
+        b"GET / HTTP/1.1\r\nHost: a\r\n"
+        b"Authorization: Basic dXNlcjpwYXNz\r\n"
+        b"Proxy-Authorization: Basic dXNlcjpwYXNz\r\n"
+        b"Cookie: session=secret\r\n"
+        b"X-Long: " + b"v" * 300 + b"\r\n"
+        b"X-Plain: yes\r\n\r\n"
+    )
+    for _ in range(2):  # the first parse takes the bulk path, the second the per-line one
+        assert parse_head(request)[0] == "Request"
+    response = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=secret\r\nX-Plain: yes\r\n\r\n"
+    for _ in range(2):
+        assert parse_head(response, ph.CLIENT)[0] == "Response"
+    remembered = {item[1] for item in _readers._LINE_ITEMS.values()}
+    assert b"x-plain" in remembered and b"host" in remembered
+    assert not remembered & {
+        b"authorization",
+        b"proxy-authorization",
+        b"cookie",
+        b"set-cookie",
+        b"x-long",
+    }
+
+
+def test_line_table_is_bounded() -> None:
+    limit = _readers._LINE_ITEMS_MAX
+    for round_ in range(3 * limit // 50):
+        fields = b"".join(b"X-%d-%d: v\r\n" % (round_, n) for n in range(50))
+        assert parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + fields + b"\r\n")[0] == "Request"
+        assert len(_readers._LINE_ITEMS) <= limit
+        # a few known lines among new ones take the per-line path, also bounded
+        mixed = b"X-%d-0: v\r\nX-new-%d: v\r\n" % (round_, round_)
+        parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + mixed + b"\r\n")
+        assert len(_readers._LINE_ITEMS) <= limit
+
+
+def _run(case: Any) -> Any:
+    return drive(ph, case.role, [case.data], eof=case.eof, method=case.method)
+
+
+def test_malformed_corpus_outcomes_do_not_depend_on_the_tables() -> None:
+    cold = {}
+    for case in CASES:
+        _clear_tables()
+        cold[case.id] = _run(case)
+        assert _run(case) == cold[case.id], case.id  # warmed by itself
+    # warmed by every line of every case, in both roles
+    for case in CASES:
+        for line in case.data.split(b"\r\n"):
+            parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n")
+            parse_head(b"HTTP/1.1 200 OK\r\n" + line + b"\r\n\r\n", ph.CLIENT)
+    assert _readers._LINE_ITEMS
+    for case in CASES:
+        assert _run(case) == cold[case.id], case.id
+
+
+FIELD_LINES = st.one_of(
+    st.sampled_from(
+        [
+            b"Host: a.example",
+            b"Host: b.example",
+            b"Accept: */*",
+            b"Connection: close",
+            b"Connection: keep-alive",
+            b"Content-Length: 3",
+            b"Transfer-Encoding: chunked",
+            b"Expect: 100-continue",
+            b"Upgrade: websocket",
+            b"X-Empty:",
+            b"X-Pad:   padded  ",
+            b"Cookie: c=1",
+            b" folded",
+            b"NoColon",
+            b"Bad Name: x",
+        ]
+    ),
+    st.binary(max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(FIELD_LINES, max_size=6),
+    start=st.sampled_from([b"GET / HTTP/1.1", b"GET / HTTP/1.0", b"HTTP/1.1 200 OK"]),
+    warm=st.lists(FIELD_LINES, max_size=6),
+)
+def test_any_head_parses_the_same_cold_and_warm(
+    lines: list[bytes], start: bytes, warm: list[bytes]
+) -> None:
+    role = ph.CLIENT if start.startswith(b"HTTP/") else ph.SERVER
+    data = start + b"\r\n" + b"".join(line + b"\r\n" for line in lines) + b"\r\n"
+    _clear_tables()
+    cold = parse_head(data, role)
+    for line in warm + lines:
+        parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n")
+        parse_head(b"HTTP/1.1 200 OK\r\n" + line + b"\r\n\r\n", ph.CLIENT)
+    assert parse_head(data, role) == cold
+
+
+# -- header validation -------------------------------------------------------------
+
+
+def normalize(headers: Any) -> Any:
+    try:
+        result = _headers.normalize_and_validate(headers)
+    except ph.LocalProtocolError as exc:
+        return ("error", str(exc))
+    return (result.raw_items(), vars_of(result.info))
+
+
+PAIRS = st.lists(
+    st.tuples(
+        st.sampled_from(["Host", b"Host", "Content-Length", b"X-Ok", "Bad Name", b"", "X-\u00e9"]),
+        st.sampled_from(["a", b"b", "3", b" lead", "trail ", b"x\r\ny", "\u00e9", b"1, 1"]),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs=PAIRS, warm=PAIRS)
+def test_any_header_list_validates_the_same_cold_and_warm(
+    pairs: list[tuple[Any, Any]], warm: list[tuple[Any, Any]]
+) -> None:
+    _clear_tables()
+    cold = normalize(pairs)
+    normalize(warm)
+    for pair in pairs:
+        normalize([pair])
+    assert normalize(pairs) == cold
+    assert normalize(tuple(pairs)) == cold
+
+
+def test_pairs_are_remembered_once_valid() -> None:
+    pairs = [("Content-Type", "text/plain"), (b"Server", b"x")]
+    first = normalize(pairs)
+    assert ("Content-Type", "text/plain") in _headers._PAIR_ITEMS
+    expected = [(b"Content-Type", b"text/plain"), (b"Server", b"x")]
+    assert normalize(pairs) == first == (expected, first[1])
+    # an invalid list is refused every time, its valid pairs notwithstanding
+    bad = [("Content-Type", "text/plain"), ("Bad Name", "x")]
+    assert normalize(bad)[0] == "error"
+    assert ("Bad Name", "x") not in _headers._PAIR_ITEMS
+    assert normalize(bad)[0] == "error"
+
+
+def test_odd_pairs_and_secrets_are_not_remembered() -> None:
+    class Text(str):
+        pass
+
+    lists = [[b"X-List", b"1"]]
+    assert normalize(lists)[0] == [(b"X-List", b"1")]
+    assert normalize([(bytearray(b"X-Array"), b"1")])[0] == [(b"X-Array", b"1")]
+    assert normalize([(Text("X-Sub"), "1")])[0] == [(b"X-Sub", b"1")]
+    assert normalize(iter([("X-Iter", "1")]))[0] == [(b"X-Iter", b"1")]
+    secrets = [("Authorization", "Bearer t"), ("Cookie", "c=1"), ("Set-Cookie", "c=1")]
+    assert normalize(secrets)[0] == [
+        (b"Authorization", b"Bearer t"),
+        (b"Cookie", b"c=1"),
+        (b"Set-Cookie", b"c=1"),
+    ]
+    assert normalize([("X-Long", "v" * 300)])[0] == [(b"X-Long", b"v" * 300)]
+    kept = {item[1] for item in _headers._PAIR_ITEMS.values()}
+    assert kept == set()
+
+
+def test_pair_table_is_bounded() -> None:
+    limit = _headers._PAIR_ITEMS_MAX
+    for n in range(3 * limit // 10):
+        normalize([(b"X-%d-%d" % (n, k), b"v") for k in range(10)])
+        assert len(_headers._PAIR_ITEMS) <= limit
+
+
+def test_events_built_from_remembered_pairs_are_equal() -> None:
+    headers = [("Host", "example.com"), ("Content-Length", "5")]
+    first = ph.Request(method="POST", target="/", headers=headers)
+    second = ph.Request(method="POST", target="/", headers=headers)
+    assert first == second
+    assert second.headers.info.content_length == 5
+    client = ph.Connection(ph.CLIENT)
+    head = b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\n"
+    assert client.send(second) == head
