@@ -218,12 +218,14 @@ class Connection:
 
     def start_next_cycle(self) -> None:
         """Reset both sides to IDLE after a completed request/response."""
-        old_client, old_server = self._cstate.client, self._cstate.server
         self._cstate.start_next_cycle()
         self._request_method = None
         # their_http_version stays: it describes the peer, not one cycle.
         self.client_is_waiting_for_100_continue = False
-        self._respond_to_state_changes(old_client, old_server, None)
+        # Both sides went from DONE to IDLE: _respond_to_state_changes gives
+        # the head writer and the head reader.
+        self._writer = write_request if self.our_role is CLIENT else write_response
+        self._reader = self._head_reader
 
     # -- I/O objects ---------------------------------------------------------
 
@@ -288,14 +290,33 @@ class Connection:
                     old_server = cstate.server
                     cstate.client = DONE
                     cstate._fire_state_triggered_transitions()
-                    self._respond_to_state_changes(SEND_BODY, old_server, event)
+                    if cstate.client is DONE and cstate.server is old_server:
+                        self._side_done(CLIENT)
+                    else:
+                        self._respond_to_state_changes(SEND_BODY, old_server, event)
                     return
             elif cstate.server is SEND_BODY:
                 old_client = cstate.client
                 cstate.server = DONE
                 cstate._fire_state_triggered_transitions()
-                self._respond_to_state_changes(old_client, SEND_BODY, event)
+                if cstate.server is DONE and cstate.client is old_client:
+                    self._side_done(SERVER)
+                else:
+                    self._respond_to_state_changes(old_client, SEND_BODY, event)
                 return
+        elif (
+            etype is Response
+            and role is SERVER
+            and cstate.server is SEND_RESPONSE
+            and not cstate.pending_switch_proposals
+        ):
+            # A final response that accepts no protocol switch.
+            old_client = cstate.client
+            cstate.server = SEND_BODY
+            cstate._fire_state_triggered_transitions()
+            self._response_started(event)
+            self._respond_to_state_changes(old_client, SEND_RESPONSE, event)
+            return
         elif (
             etype is Request
             and role is CLIENT
@@ -311,7 +332,13 @@ class Connection:
             cstate.client = SEND_BODY
             cstate.server = SEND_RESPONSE
             self._request_started(event)
-            self._respond_to_state_changes(IDLE, IDLE, event)
+            # (what _respond_to_state_changes(IDLE, IDLE, event) does here)
+            if self.our_role is SERVER:
+                self._writer = write_response
+                self._reader = self._reader_for(SEND_BODY, event)
+            else:
+                self._writer = self._writer_for(SEND_BODY, event)
+                self._reader = self._head_reader
             return
         old_client = cstate.client
         old_server = cstate.server
@@ -336,14 +363,11 @@ class Connection:
         cstate.process_event(role, etype, server_switch)
         if etype is Request:
             self._request_started(event)
-        elif etype is Response or etype is InformationalResponse:
+        elif etype is Response:
+            self._response_started(event)
+        elif etype is InformationalResponse:
             if role is self.their_role:
                 self.their_http_version = event.http_version
-            if etype is Response:
-                info = event.headers.info
-                # HTTP/1.0 persistence is opt-in (RFC 9112 appendix C.2.2).
-                if info.close or (event.http_version < b"1.1" and not info.keep_alive):
-                    cstate.process_keep_alive_disabled()
             self.client_is_waiting_for_100_continue = False
         elif etype is EndOfMessage and role is CLIENT:
             self.client_is_waiting_for_100_continue = False
@@ -361,6 +385,23 @@ class Connection:
             self._cstate.process_keep_alive_disabled()
         if info.expect_continue and version >= b"1.1":
             self.client_is_waiting_for_100_continue = True
+
+    def _response_started(self, event: Response) -> None:
+        """What a final response says about the connection."""
+        if self.their_role is SERVER:
+            self.their_http_version = event.http_version
+        info = event.headers.info
+        # HTTP/1.0 persistence is opt-in (RFC 9112 appendix C.2.2).
+        if info.close or (event.http_version < b"1.1" and not info.keep_alive):
+            self._cstate.process_keep_alive_disabled()
+        self.client_is_waiting_for_100_continue = False
+
+    def _side_done(self, role: Role) -> None:
+        """*role* went to DONE and nothing else changed (keep-alive, no switch)."""
+        if role is self.our_role:
+            self._writer = None  # _writer_for(DONE)
+        else:
+            self._reader = _expect_nothing  # _reader_for(DONE)
 
     def _process_error(self, role: Role) -> None:
         old_client, old_server = self._cstate.client, self._cstate.server

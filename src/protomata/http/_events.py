@@ -28,6 +28,10 @@ __all__ = [
 _REASON_CHARS = FIELD_LINE_CHARS
 _VERSION_OK = {b"1.0", b"1.1"}
 _VERSION_RE = re.compile(rb"[0-9]\.[0-9]")
+#: Methods known to be tokens (the rest are checked).
+_COMMON_METHODS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH")
+)
 
 
 def _check_version(version: bytes) -> None:
@@ -35,10 +39,6 @@ def _check_version(version: bytes) -> None:
         return
     if _VERSION_RE.fullmatch(version) is None:
         raise LocalProtocolError(f"illegal HTTP version {version!r}")
-
-
-def _b(value: Any) -> bytes:
-    return value if type(value) is bytes else bytesify(value)
 
 
 class Request(Event):
@@ -61,15 +61,19 @@ class Request(Event):
         target: bytes | str,
         http_version: bytes | str = b"1.1",
     ) -> None:
-        method = _b(method)
-        target = _b(target)
-        http_version = _b(http_version)
+        if type(method) is not bytes:
+            method = bytesify(method)
+        if type(target) is not bytes:
+            target = bytesify(target)
+        if type(http_version) is not bytes:
+            http_version = bytesify(http_version)
         headers = normalize_and_validate(headers)
-        if not method or method.translate(None, TOKEN_CHARS):
+        if method not in _COMMON_METHODS and (not method or method.translate(None, TOKEN_CHARS)):
             raise LocalProtocolError("Illegal method characters")
         if not target or target.translate(None, VCHAR):
             raise LocalProtocolError("Illegal target characters")
-        _check_version(http_version)
+        if http_version not in _VERSION_OK:
+            _check_version(http_version)
         hosts = headers.info.host_count
         if hosts != 1:
             if hosts > 1:
@@ -113,9 +117,12 @@ class _ResponseBase(Event):
                 f"{type(self).__name__} status_code should be in range "
                 f"[{self._min_status}, {self._max_status}), not {status_code}"
             )
-        http_version = _b(http_version)
-        reason = _b(reason)
-        _check_version(http_version)
+        if type(http_version) is not bytes:
+            http_version = bytesify(http_version)
+        if type(reason) is not bytes:
+            reason = bytesify(reason)
+        if http_version not in _VERSION_OK:
+            _check_version(http_version)
         if reason and reason.translate(None, _REASON_CHARS):
             raise LocalProtocolError(f"illegal reason phrase {reason!r}")
         set_ = object.__setattr__

@@ -286,6 +286,8 @@ def _framing_error(strict: bool, msg: str, hint: int = 400) -> Exception:
 
 
 def _canonical_content_length(strict: bool, value: bytes) -> bytes:
+    if value.isdigit() and len(value) <= CONTENT_LENGTH_MAX_DIGITS:
+        return value  # the usual case: bytes.isdigit() is ASCII digits only
     values = {v.strip(WS) for v in value.split(b",")}
     if len(values) != 1:
         raise _framing_error(strict, "conflicting Content-Length values")
