@@ -1,12 +1,13 @@
 """The tables of header lines and header pairs seen before.
 
 The head parser remembers field lines it has parsed and proven valid
-(``_readers._LINE_ITEMS``), and header validation remembers the pairs users
+(``_readers._LINE_ITEMS``), header validation remembers the pairs users
 gave (``_headers._PAIR_ITEMS``), so that repeated fields cost one dict
-lookup each.  Correctness must never depend on them: every outcome (events,
-errors, their messages and status hints) is the same with the tables empty
-and with them full of whatever came before, the tables stay bounded, and
-secrets never enter them.
+lookup each, and the framing analysis of a list made of remembered items
+is remembered too (``_headers._INFO_MEMO``).  Correctness must never
+depend on them: every outcome (events, errors, their messages and status
+hints) is the same with the tables empty and with them full of whatever
+came before, the tables stay bounded, and secrets never enter them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def _clear_tables() -> None:
     _readers._LINE_ITEMS.clear()
     _readers._VALID_NAMES.clear()
     _headers._PAIR_ITEMS.clear()
+    _headers._INFO_MEMO.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -321,3 +323,51 @@ def test_events_built_from_remembered_pairs_are_equal() -> None:
     client = ph.Connection(ph.CLIENT)
     head = b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\n"
     assert client.send(second) == head
+
+
+# -- the framing analysis ---------------------------------------------------------
+
+
+def test_a_new_framing_field_among_known_lines_is_analyzed() -> None:
+    start = b"POST / HTTP/1.1\r\n" + KNOWN
+    # Known lines plus a new line the analysis ignores: remembered with a gap.
+    assert parse_head(start + b"X-Trace: 1\r\n\r\n")[0] == "Request"
+    assert parse_head(start + b"X-Trace: 2\r\n\r\n")[3]["content_length"] is None
+    assert _headers._INFO_MEMO
+    # The same gap filled by a framing field must not reuse that result.
+    result = parse_head(start + b"Content-Length: 5\r\n\r\n")
+    assert result[0] == "Request" and result[3]["content_length"] == 5
+    result = parse_head(start + b"Transfer-Encoding: chunked\r\n\r\n")
+    assert result[3]["chunked"] is True
+    result = parse_head(start + b"Host: b.example\r\n\r\n")
+    assert result[0] == "error" and "more than one Host" in result[1]
+    result = parse_head(start + b"Connection: close\r\n\r\n")
+    assert result[3]["close"] is True
+
+
+def test_canonicalized_heads_are_not_remembered() -> None:
+    data = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n"
+    for _ in range(3):
+        result = parse_head(data)
+        assert result[0] == "Request"
+        assert result[2] == [(b"Host", b"a"), (b"Content-Length", b"5")]
+    pairs = [("Content-Length", "3"), ("Content-Length", "3")]
+    for _ in range(3):
+        assert normalize(pairs)[0] == [(b"Content-Length", b"3")]
+
+
+def test_analysis_memo_is_bounded_and_per_version_and_role() -> None:
+    limit = _headers._INFO_MEMO_MAX
+    for n in range(2 * limit):
+        line = b"X-%d: v\r\n" % n
+        for _ in range(2):  # the second parse finds the line known
+            parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n")
+        assert len(_headers._INFO_MEMO) <= limit
+    # The same fields mean different things in HTTP/1.0 and 1.1, and in
+    # requests and responses.
+    fields = b"Transfer-Encoding: chunked\r\n\r\n"
+    assert parse_head(b"HTTP/1.1 200 OK\r\n" + fields, ph.CLIENT)[3]["chunked"] is True
+    assert parse_head(b"HTTP/1.1 200 OK\r\n" + fields, ph.CLIENT)[3]["chunked"] is True
+    result = parse_head(b"HTTP/1.0 200 OK\r\n" + fields, ph.CLIENT)
+    assert result[0] == "error" and "HTTP/1.0" in result[1]
+    assert parse_head(b"GET / HTTP/1.1\r\n" + fields)[0] == "error"  # no Host

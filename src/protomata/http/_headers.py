@@ -142,7 +142,8 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
         else:
             if None not in found:
                 items = cast("list[_Item]", found)
-                return Headers(items, analyze_fields(items, False, False, b"1.1"))
+                key = tuple(items) if len(items) <= KEY_MAX_FIELDS else None
+                return Headers(items, analyze_remembered(items, key, False, False, b"1.1"))
     try:
         pairs = [
             (
@@ -271,6 +272,8 @@ class FieldInfo:
     upgrade: bool = False
     #: how many Host fields
     host_count: int = 0
+    #: whether the scan canonicalized the items it was given
+    rewritten: bool = False
 
     def copy(self) -> FieldInfo:
         """A copy whose attributes can be changed without touching this one."""
@@ -367,14 +370,49 @@ def analyze_fields(items: list[_Item], strict: bool, is_request: bool, version: 
         info.content_length = int(content_length)
         if rewrite:
             _canonicalize(items, content_length)
+            info.rewritten = True
     elif rewrite:
         _canonicalize(items, b"")
+        info.rewritten = True
     if strict and is_request:
         if info.host_count > 1:
             raise _framing_error(strict, "more than one Host header")
         if info.host_count == 0 and version >= b"1.1":
             raise _framing_error(strict, "missing Host header in an HTTP/1.1 request")
     return info
+
+
+def analyze_remembered(
+    items: list[_Item], key: tuple[Any, ...] | None, strict: bool, is_request: bool, version: bytes
+) -> FieldInfo:
+    """analyze_fields(items, strict, is_request, version), remembered by *key*.
+
+    A key is the tuple of remembered items (of the parser's line table or of
+    the pair table) that a header list was made of, with None for new items
+    that analyze_fields ignores; so equal keys mean equal results.  Results
+    that canonicalized *items* are not remembered, since the next list would
+    need canonicalizing too, and errors never are.
+    """
+    if key is None:
+        return analyze_fields(items, strict, is_request, version)
+    memo_key = (key, strict, is_request, version)
+    info = _INFO_MEMO.get(memo_key)
+    if info is None:
+        info = analyze_fields(items, strict, is_request, version)
+        if not info.rewritten:
+            if len(_INFO_MEMO) >= _INFO_MEMO_MAX:
+                _INFO_MEMO.clear()
+            _INFO_MEMO[memo_key] = info
+    return info
+
+
+#: analyze_fields results by key (bounded).  FieldInfo objects are never
+#: changed once made (code that needs another changes a copy()), so
+#: header lists can share one.
+_INFO_MEMO: dict[tuple[Any, ...], FieldInfo] = {}
+_INFO_MEMO_MAX = 256
+#: Longer header lists get no key (a key keeps its items alive).
+KEY_MAX_FIELDS = 32
 
 
 def _canonicalize(items: list[_Item], content_length: bytes) -> None:

@@ -44,7 +44,7 @@ from ._abnf import (
     target_form_ok,
 )
 from ._events import Data, EndOfMessage, InformationalResponse, Request, Response
-from ._headers import Headers, analyze_fields
+from ._headers import _INTERESTING, KEY_MAX_FIELDS, Headers, analyze_remembered
 
 __all__ = [
     "ChunkedReader",
@@ -150,14 +150,20 @@ def _check_start(data: bytes, limits: HeadLimits, first_byte_ok: bytes, is_respo
             raise _error(f"{what} exceeds {limit} bytes", 400 if is_response else 414)
 
 
+_Parsed = tuple[re.Match[bytes] | None, list[_Item], tuple[Any, ...] | None]
+
+
 def _parse_head(
     block: bytes, limits: HeadLimits, start_line_re: re.Pattern[bytes] | None
-) -> tuple[re.Match[bytes] | None, list[_Item]]:
-    """Split and validate a head: (start line match, field items).
+) -> _Parsed:
+    """Split and validate a head: (start line match, field items, key).
 
     This is the fast path, for heads with CRLF line ends whose every check
     passes; at the first doubt it hands the head to
     :func:`_parse_head_precisely`, which finds the exact error.
+
+    *key*, when not None, stands for everything in the fields that
+    :func:`analyze_fields` looks at (see :func:`analyze_remembered`).
     """
     if not block.endswith(_BLANK_LINE):
         return _parse_head_precisely(block, limits, start_line_re)
@@ -181,12 +187,15 @@ def _parse_head(
     found = list(map(_LINE_ITEMS.get, islice(lines, 1, None)))
     misses = found.count(None)
     if not misses:
-        return match, found  # type: ignore[return-value]
+        return match, found, tuple(found) if len(found) <= KEY_MAX_FIELDS else None  # type: ignore[return-value]
     if 2 * misses <= len(found):
-        items = _parse_new_lines(lines, found, misses)
-        if items is None:
+        # The key keeps None for the new lines: valid if none of them
+        # matters to analyze_fields, which _parse_new_lines tells.
+        key = tuple(found) if len(found) <= KEY_MAX_FIELDS else None
+        outcome = _parse_new_lines(lines, found, misses)
+        if outcome is None:
             return _parse_head_precisely(block, limits, start_line_re)
-        return match, items
+        return match, found, key if outcome else None  # type: ignore[return-value]
     # Mostly new lines: validate the whole head at once.  translate()
     # leaves only illegal bytes plus the CRs and LFs; if that is exactly
     # the CRLF line breaks, every byte is legal and there is no bare CR or LF.
@@ -209,12 +218,12 @@ def _parse_head(
             return _parse_head_precisely(block, limits, start_line_re)
         _remember_valid_names(names)
     _remember_lines(lines, items)
-    return match, items
+    return match, items, None
 
 
 def _parse_head_precisely(
     block: bytes, limits: HeadLimits, start_line_re: re.Pattern[bytes] | None
-) -> tuple[re.Match[bytes] | None, list[_Item]]:
+) -> _Parsed:
     """Parse a head line by line: accept what we tolerate (bare LF line
     ends; obs-fold in responses), and raise the exact error for the rest.
 
@@ -236,7 +245,7 @@ def _parse_head_precisely(
         limits.max_line_length
     ):
         raise _error(f"header line exceeds {limits.max_line_length} bytes", 431)
-    return match, _parse_fields_precisely(lines, limits)
+    return match, _parse_fields_precisely(lines, limits), None
 
 
 #: Field names known to be valid tokens (bounded; see _remember_valid_names).
@@ -277,13 +286,13 @@ def _remember_lines(lines: list[bytes], items: list[_Item]) -> None:
     )
 
 
-def _parse_new_lines(
-    lines: list[bytes], found: list[_Item | None], misses: int
-) -> list[_Item] | None:
+def _parse_new_lines(lines: list[bytes], found: list[_Item | None], misses: int) -> bool | None:
     """Fill the *misses* gaps (None) in *found*, parsing those field lines.
 
-    None if one of them needs the precise parser.
+    Returns None if one of them needs the precise parser, else whether all
+    of them are fields that analyze_fields ignores.
     """
+    ignored = True
     index = 0
     for _ in range(misses):
         index = found.index(None, index)
@@ -298,11 +307,13 @@ def _parse_new_lines(
             return None
         lower = name.lower()
         item = found[index] = (name, lower, value.strip(WS))
+        if lower in _INTERESTING:
+            ignored = False
         if len(line) <= _LINE_ITEMS_MAX_LENGTH and lower not in _SECRET_FIELDS:
             if len(_LINE_ITEMS) >= _LINE_ITEMS_MAX:
                 _LINE_ITEMS.clear()
             _LINE_ITEMS[line] = item
-    return found  # type: ignore[return-value]
+    return ignored
 
 
 def _split_head_precisely(block: bytes) -> list[bytes]:
@@ -353,14 +364,14 @@ def read_request_head(limits: HeadLimits, buf: ReceiveBuffer) -> Request | None:
     block = _take_head(buf, limits, _METHOD_FIRST, False)
     if block is None:
         return None
-    match, items = _parse_head(block, limits, REQUEST_LINE_RE)
+    match, items, key = _parse_head(block, limits, REQUEST_LINE_RE)
     method, target, major, minor = match.groups()  # type: ignore[union-attr]
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)
     if target[:1] != b"/" or method == b"CONNECT":
         _check_target(method, target)
     version = _VERSIONS[minor]
-    info = analyze_fields(items, True, True, version)
+    info = analyze_remembered(items, key, True, True, version)
     return _new_request(method, Headers(items, info), target, version)
 
 
@@ -378,12 +389,12 @@ def read_response_head(
     block = _take_head(buf, limits, _STATUS_FIRST, True)
     if block is None:
         return None
-    match, items = _parse_head(block, limits, STATUS_LINE_RE)
+    match, items, key = _parse_head(block, limits, STATUS_LINE_RE)
     major, minor, status, reason = match.groups()  # type: ignore[union-attr]
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)
     version = _VERSIONS[minor]
-    info = analyze_fields(items, True, False, version)
+    info = analyze_remembered(items, key, True, False, version)
     code = int(status)
     if code < 100:
         raise _error(f"illegal status code {code}")
@@ -508,7 +519,7 @@ class ChunkedReader:
         if len(block.translate(None, FIELD_LINE_CHARS)) != 2 * block.count(_CRLF):
             raise _error("illegal byte or bare CR/LF in trailer section")
         # _parse_head expects a start line first; trailers have none.
-        _, items = _parse_head(_CRLF + block, self._limits, None)
+        _, items, _ = _parse_head(_CRLF + block, self._limits, None)
         _check_framing_of_trailers(items)
         return _new_end_of_message(Headers(items))
 
