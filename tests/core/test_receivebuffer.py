@@ -221,6 +221,41 @@ def test_take_header_block_line_end_variants(data: bytes, block: bytes) -> None:
     assert bytes(buf) == data[len(block) :]
 
 
+@pytest.mark.parametrize(
+    ("data", "block"),
+    [
+        (b"a: b\r\n\r\nrest", b"a: b\r\n\r\n"),
+        (b"a: b\n\nrest", b"a: b\n\n"),
+        (b"a: b\n\r\nrest", b"a: b\n\r\n"),
+        (b"a\n\nb\r\n\r\nrest", b"a\n\n"),
+        (b"a\n\nb: c\nd: e\n\r\nrest", b"a\n\n"),
+        (b"a\r\n\nb\r\n\r\nrest", b"a\r\n\n"),
+        (b"a\r\n\r\nb\n\nrest", b"a\r\n\r\n"),
+    ],
+)
+def test_unchecked_header_block_and_give_back(data: bytes, block: bytes) -> None:
+    # Unchecked, the block runs to the first CRLF CRLF (or LF CRLF); giving
+    # back the bytes after an earlier LF LF leaves what a checked take leaves.
+    buf = make_buffer(data)
+    taken = buf.take_header_block(100, unchecked=True)
+    assert taken is not None
+    assert taken.endswith(b"\n\r\n") or taken == block
+    assert buf.give_back_after_bare_end(taken) == block
+    assert bytes(buf) == data[len(block) :]
+    # A later search starts at the front again.
+    buf.feed(b"x: y\r\n\r\n")
+    assert buf.take_header_block(100) is not None
+
+
+def test_unchecked_header_block_checks_when_past_the_limit() -> None:
+    # The CRLF CRLF is past the limit but an LF LF before it is not: the
+    # block is the short one, not a "too long" error.
+    buf = make_buffer(b"a\n\n" + b"x" * 50 + b"\r\n\r\n")
+    assert buf.take_header_block(20, unchecked=True) == b"a\n\n"
+    with pytest.raises(RemoteProtocolError):
+        make_buffer(b"a: " + b"x" * 50 + b"\r\n\r\n").take_header_block(20, unchecked=True)
+
+
 def test_take_header_block_needs_an_empty_line() -> None:
     buf = make_buffer(b"a: b\r\nc: d\r\n")
     assert buf.take_header_block(100) is None

@@ -371,3 +371,38 @@ def test_analysis_memo_is_bounded_and_per_version_and_role() -> None:
     result = parse_head(b"HTTP/1.0 200 OK\r\n" + fields, ph.CLIENT)
     assert result[0] == "error" and "HTTP/1.0" in result[1]
     assert parse_head(b"GET / HTTP/1.1\r\n" + fields)[0] == "error"  # no Host
+
+
+# -- heads taken without the search for an earlier LF LF -------------------------------
+
+
+@pytest.mark.parametrize("max_line_length", [None, 20])
+def test_bare_lf_head_followed_by_crlf_head(max_line_length: Any) -> None:
+    # The first head ends in LF LF; the CRLF CRLF of the next one must not
+    # swallow it, whichever path the first head takes.
+    limits = {} if max_line_length is None else {"max_line_length": max_line_length}
+    for warm in (False, True):
+        if warm:
+            parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        conn = ph.Connection(ph.SERVER, **limits)
+        conn.receive_data(b"GET /1 HTTP/1.1\nHost: a\n\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+        first = conn.next_event()
+        assert isinstance(first, ph.Request) and first.target == b"/1"
+        assert type(conn.next_event()) is ph.EndOfMessage
+        conn.send(ph.Response(status_code=200, headers=[("Content-Length", "0")]))
+        conn.send(ph.EndOfMessage())
+        conn.start_next_cycle()
+        second = conn.next_event()
+        assert isinstance(second, ph.Request) and second.target == b"/2"
+        assert list(second.headers) == [(b"host", b"a")]
+
+
+def test_bare_lf_response_followed_by_body_with_crlf_crlf() -> None:
+    conn = ph.Connection(ph.CLIENT)
+    conn.send(ph.Request(method="GET", target="/", headers=[("Host", "a")]))
+    conn.send(ph.EndOfMessage())
+    conn.receive_data(b"HTTP/1.1 200 OK\nContent-Length: 6\n\nab\r\n\r\n")
+    response = conn.next_event()
+    assert isinstance(response, ph.Response)
+    data = conn.next_event()
+    assert isinstance(data, ph.Data) and data.data == b"ab\r\n\r\n"

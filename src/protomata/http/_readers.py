@@ -112,7 +112,10 @@ def _take_head(
             else:
                 break
     try:
-        block = buf.take_header_block(limits.max_head_size, 431, "message head")
+        # Unchecked: the block may run past an earlier LF LF end, which
+        # only a head with bare LFs can have; _parse_head proves there are
+        # none or gives the excess back (_parse_head_precisely).
+        block = buf.take_header_block(limits.max_head_size, 431, "message head", unchecked=True)
     except RemoteProtocolError:
         _check_start(buf.peek(limits.max_line_length + 2), limits, first_byte_ok, is_response)
         raise
@@ -120,7 +123,9 @@ def _take_head(
         if buf:
             _check_start(buf.peek(limits.max_line_length + 2), limits, first_byte_ok, is_response)
     elif len(block) > limits.max_line_length:
-        _check_start(block, limits, first_byte_ok, is_response)
+        block = buf.give_back_after_bare_end(block)
+        if len(block) > limits.max_line_length:
+            _check_start(block, limits, first_byte_ok, is_response)
     return block
 
 
@@ -154,19 +159,23 @@ _Parsed = tuple[re.Match[bytes] | None, list[_Item], tuple[Any, ...] | None]
 
 
 def _parse_head(
-    block: bytes, limits: HeadLimits, start_line_re: re.Pattern[bytes] | None
+    block: bytes,
+    limits: HeadLimits,
+    start_line_re: re.Pattern[bytes] | None,
+    buf: ReceiveBuffer | None = None,
 ) -> _Parsed:
     """Split and validate a head: (start line match, field items, key).
 
     This is the fast path, for heads with CRLF line ends whose every check
     passes; at the first doubt it hands the head to
-    :func:`_parse_head_precisely`, which finds the exact error.
+    :func:`_parse_head_precisely`, which finds the exact error.  *buf* is
+    the buffer an unchecked *block* came from (see _take_head).
 
     *key*, when not None, stands for everything in the fields that
     :func:`analyze_fields` looks at (see :func:`analyze_remembered`).
     """
     if not block.endswith(_BLANK_LINE):
-        return _parse_head_precisely(block, limits, start_line_re)
+        return _parse_head_precisely(block, limits, start_line_re, buf)
     lines = block.split(_CRLF)
     del lines[-2:]
     match = None
@@ -174,12 +183,12 @@ def _parse_head(
         # The patterns admit no CR, LF or other control byte.
         match = start_line_re.fullmatch(lines[0])
         if match is None:
-            return _parse_head_precisely(block, limits, start_line_re)
+            return _parse_head_precisely(block, limits, start_line_re, buf)
     if len(lines) > limits.max_header_count + 1 or (
         len(block) > limits.max_line_length
         and max(map(len, lines[1:]), default=0) > limits.max_line_length
     ):
-        return _parse_head_precisely(block, limits, start_line_re)
+        return _parse_head_precisely(block, limits, start_line_re, buf)
     # Field lines seen before, in this message or any other, are in a
     # bounded table of lines already parsed and proven valid (see
     # _remember_lines): most heads are found there whole, in one C-level
@@ -194,13 +203,13 @@ def _parse_head(
         key = tuple(found) if len(found) <= KEY_MAX_FIELDS else None
         outcome = _parse_new_lines(lines, found, misses)
         if outcome is None:
-            return _parse_head_precisely(block, limits, start_line_re)
+            return _parse_head_precisely(block, limits, start_line_re, buf)
         return match, found, key if outcome else None  # type: ignore[return-value]
     # Mostly new lines: validate the whole head at once.  translate()
     # leaves only illegal bytes plus the CRs and LFs; if that is exactly
     # the CRLF line breaks, every byte is legal and there is no bare CR or LF.
     if len(block.translate(None, FIELD_LINE_CHARS)) != 2 * len(lines) + 2:
-        return _parse_head_precisely(block, limits, start_line_re)
+        return _parse_head_precisely(block, limits, start_line_re, buf)
     try:
         items = [
             (name, name.lower(), value.strip(WS))
@@ -208,21 +217,24 @@ def _parse_head(
             for name, value in (line.split(b":", 1),)
         ]
     except ValueError:
-        return _parse_head_precisely(block, limits, start_line_re)
+        return _parse_head_precisely(block, limits, start_line_re, buf)
     # Every name must be a non-empty token.  Names seen before are in a
     # bounded set of names already proven valid, which checks a whole head
     # in one C-level call; new names are checked once and remembered.
     if not _VALID_NAMES.issuperset(map(_first, items)):
         names = [item[0] for item in items]
         if b"".join(names).translate(None, TOKEN_CHARS) or not all(names):
-            return _parse_head_precisely(block, limits, start_line_re)
+            return _parse_head_precisely(block, limits, start_line_re, buf)
         _remember_valid_names(names)
     _remember_lines(lines, items)
     return match, items, None
 
 
 def _parse_head_precisely(
-    block: bytes, limits: HeadLimits, start_line_re: re.Pattern[bytes] | None
+    block: bytes,
+    limits: HeadLimits,
+    start_line_re: re.Pattern[bytes] | None,
+    buf: ReceiveBuffer | None = None,
 ) -> _Parsed:
     """Parse a head line by line: accept what we tolerate (bare LF line
     ends; obs-fold in responses), and raise the exact error for the rest.
@@ -231,6 +243,8 @@ def _parse_head_precisely(
     bytes, the start line, the number of fields, their lengths, then each
     field.
     """
+    if buf is not None:
+        block = buf.give_back_after_bare_end(block)
     lines = _split_head_precisely(block)
     match = None
     if start_line_re is not None:
@@ -298,13 +312,12 @@ def _parse_new_lines(lines: list[bytes], found: list[_Item | None], misses: int)
         index = found.index(None, index)
         line = lines[index + 1]
         name, colon, value = line.partition(b":")
-        if (
-            not colon
-            or not name
-            or name.translate(None, TOKEN_CHARS)
-            or value.translate(None, FIELD_LINE_CHARS)
-        ):
+        if not colon or value.translate(None, FIELD_LINE_CHARS):
             return None
+        if name not in _VALID_NAMES:
+            if not name or name.translate(None, TOKEN_CHARS):
+                return None
+            _remember_valid_names([name])
         lower = name.lower()
         item = found[index] = (name, lower, value.strip(WS))
         if lower in _INTERESTING:
@@ -364,7 +377,7 @@ def read_request_head(limits: HeadLimits, buf: ReceiveBuffer) -> Request | None:
     block = _take_head(buf, limits, _METHOD_FIRST, False)
     if block is None:
         return None
-    match, items, key = _parse_head(block, limits, REQUEST_LINE_RE)
+    match, items, key = _parse_head(block, limits, REQUEST_LINE_RE, buf)
     method, target, major, minor = match.groups()  # type: ignore[union-attr]
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)
@@ -389,7 +402,7 @@ def read_response_head(
     block = _take_head(buf, limits, _STATUS_FIRST, True)
     if block is None:
         return None
-    match, items, key = _parse_head(block, limits, STATUS_LINE_RE)
+    match, items, key = _parse_head(block, limits, STATUS_LINE_RE, buf)
     major, minor, status, reason = match.groups()  # type: ignore[union-attr]
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)

@@ -131,6 +131,9 @@ _JOINT: dict[tuple[State, State], tuple[Role, State]] = {
 }
 
 
+_NO_PROPOSALS: frozenset[Switch] = frozenset()
+
+
 class ConnectionState:
     """Both sides' states, keep-alive, and pending protocol-switch proposals."""
 
@@ -140,7 +143,8 @@ class ConnectionState:
         self.client = IDLE
         self.server = IDLE
         self.keep_alive = True
-        self.pending_switch_proposals: set[Switch] = set()
+        # Proposals are rare: an empty frozenset, replaced when one arrives.
+        self.pending_switch_proposals: frozenset[Switch] = _NO_PROPOSALS
 
     @property
     def states(self) -> dict[Role, State]:
@@ -164,7 +168,7 @@ class ConnectionState:
         self._fire_state_triggered_transitions()
 
     def process_client_switch_proposal(self, switch: Switch) -> None:
-        self.pending_switch_proposals.add(switch)
+        self.pending_switch_proposals = self.pending_switch_proposals | {switch}
         self._fire_state_triggered_transitions()
 
     def process_event(self, role: Role, event_type: type, server_switch: Switch | None) -> None:
@@ -174,7 +178,7 @@ class ConnectionState:
                     f"Received server {server_switch} without a pending proposal"
                 )
         elif event_type is Response:
-            self.pending_switch_proposals.clear()
+            self.pending_switch_proposals = _NO_PROPOSALS
         if role is CLIENT:
             new = _TRANSITIONS.get((CLIENT, self.client, event_type, None))
             if new is None:
