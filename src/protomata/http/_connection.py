@@ -470,6 +470,21 @@ class Connection:
     ) -> bytes: ...
     def send(self, event: HTTPEvent) -> bytes | None:
         """Serialize *event* to bytes (``None`` for ConnectionClosed)."""
+        writer = self._writer
+        if type(writer) is ContentLengthWriter and (
+            type(event) is Data or type(event) is EndOfMessage
+        ):
+            # The body of a Content-Length message: what
+            # send_with_data_passthrough does, without its list.
+            try:
+                self._process_event(self.our_role, event)
+                data = writer.body_piece(event)
+            except BaseException:
+                self._process_error(self.our_role)
+                raise
+            if data is None:
+                return b""
+            return data if type(data) is bytes else b"".join((data,))
         data_list = self.send_with_data_passthrough(event)
         if data_list is None:
             return None

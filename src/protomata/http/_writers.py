@@ -8,6 +8,7 @@ never copied.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .._core import LocalProtocolError
 from ._abnf import target_form_ok
@@ -74,16 +75,23 @@ class ContentLengthWriter:
         self._length = length
 
     def __call__(self, event: Data | EndOfMessage, write: Write) -> None:
+        data = self.body_piece(event)
+        if data is not None:
+            write(data)
+
+    def body_piece(self, event: Data | EndOfMessage) -> Any:
+        """The payload to send for *event*: the data of a Data event, None
+        for EndOfMessage (after checking the length adds up)."""
         if isinstance(event, Data):
             self._length -= len(event.data)
             if self._length < 0:
                 raise LocalProtocolError("Too much data for declared Content-Length")
-            write(event.data)
-        else:
-            if self._length != 0:
-                raise LocalProtocolError("Too little data for declared Content-Length")
-            if event.headers:
-                raise LocalProtocolError("Content-Length and trailers don't mix")
+            return event.data
+        if self._length != 0:
+            raise LocalProtocolError("Too little data for declared Content-Length")
+        if event.headers:
+            raise LocalProtocolError("Content-Length and trailers don't mix")
+        return None
 
 
 class ChunkedWriter:
