@@ -432,11 +432,12 @@ class Connection:
         if state is ERROR:
             raise RemoteProtocolError("Can't receive data when peer state is ERROR")
         buf = self._receive_buffer
-        if not buf and self._reader is self._head_reader and not self._receive_buffer_closed:
+        # (buf._data: the bytearray's own truth test, not a Python __bool__)
+        if not buf._data and self._reader is self._head_reader and not self._receive_buffer_closed:
             return NEED_DATA  # waiting for a head with nothing buffered: nothing to parse
         try:
             if state is DONE:
-                if buf:
+                if buf._data:
                     return PAUSED
             elif state is MIGHT_SWITCH_PROTOCOL or state is SWITCHED_PROTOCOL:
                 return PAUSED

@@ -142,8 +142,18 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
         else:
             if None not in found:
                 items = cast("list[_Item]", found)
-                key = tuple(items) if len(items) <= KEY_MAX_FIELDS else None
-                return Headers(items, analyze_remembered(items, key, False, False, b"1.1"))
+                if len(items) > KEY_MAX_FIELDS:
+                    return Headers(items, analyze_fields(items, False, False, b"1.1"))
+                # Headers are immutable: equal lists of remembered pairs
+                # can share one.
+                key = tuple(items)
+                known = _HEADERS_MEMO.get(key)
+                if known is None:
+                    known = Headers(items, analyze_fields(items, False, False, b"1.1"))
+                    if len(_HEADERS_MEMO) >= _INFO_MEMO_MAX:
+                        _HEADERS_MEMO.clear()
+                    _HEADERS_MEMO[key] = known
+                return known
     try:
         pairs = [
             (
@@ -185,6 +195,8 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
 _PAIR_ITEMS: dict[Any, _Item] = {}
 _PAIR_ITEMS_MAX = 1024
 _PAIR_MAX_LENGTH = 256
+#: Headers made of remembered pairs, by the tuple of their items (bounded).
+_HEADERS_MEMO: dict[tuple[_Item, ...], Headers] = {}
 #: Fields never remembered, because their values are secrets (compare
 #: ``_readers._SECRET_FIELDS``).
 _SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))

@@ -98,7 +98,7 @@ _LINE_BREAK_START = (b"\r", b"\n")
 def _take_head(
     buf: ReceiveBuffer, limits: HeadLimits, first_byte_ok: bytes, is_response: bool
 ) -> bytes | None:
-    if buf.startswith(_LINE_BREAK_START):
+    if buf._data.startswith(_LINE_BREAK_START):
         # RFC 9112 section 2.2: ignore empty lines before a start line.
         while True:
             if buf.startswith(b"\r\n"):
@@ -426,12 +426,21 @@ class ContentLengthReader:
         self._remaining = length
 
     def __call__(self, buf: ReceiveBuffer) -> Data | EndOfMessage | None:
-        if self._remaining == 0:
+        remaining = self._remaining
+        if remaining == 0:
             return _END_OF_MESSAGE
-        data = buf.take_at_most(self._remaining)
-        if data is None:
+        # buf.take_at_most(remaining), inlined: the body's hot path.
+        buffered = buf._data
+        if not buffered:
             return None
-        self._remaining -= len(data)
+        if len(buffered) <= remaining:
+            data = bytes(buffered)
+            buffered.clear()
+        else:
+            data = bytes(buffered[:remaining])
+            del buffered[:remaining]
+        buf._resume = 0
+        self._remaining = remaining - len(data)
         return _new_data(data, False, False)
 
     def read_eof(self) -> EndOfMessage:
