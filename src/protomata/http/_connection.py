@@ -47,6 +47,7 @@ from ._readers import (
     read_response_head,
 )
 from ._state import (
+    CLOSED,
     DONE,
     ERROR,
     IDLE,
@@ -284,25 +285,46 @@ class Connection:
         if etype is EndOfMessage:
             # The next most common: SEND_BODY -> DONE, exactly as the
             # transition table says, without the general path's lookups.
+            # With keep-alive on, no switch proposed and the other side
+            # neither closed nor broken, no state-triggered transition
+            # follows (see _state._JOINT), and the side that finished gets
+            # no writer (ours) or a reader that expects nothing (theirs).
             if role is CLIENT:
                 if cstate.client is SEND_BODY:
                     self.client_is_waiting_for_100_continue = False
-                    old_server = cstate.server
+                    server = cstate.server
                     cstate.client = DONE
-                    cstate._fire_state_triggered_transitions()
-                    if cstate.client is DONE and cstate.server is old_server:
-                        self._side_done(CLIENT)
+                    if (
+                        cstate.keep_alive
+                        and not cstate.pending_switch_proposals
+                        and server is not CLOSED
+                        and server is not ERROR
+                    ):
+                        if self.our_role is CLIENT:
+                            self._writer = None
+                        else:
+                            self._reader = _expect_nothing
                     else:
-                        self._respond_to_state_changes(SEND_BODY, old_server, event)
+                        cstate._fire_state_triggered_transitions()
+                        self._respond_to_state_changes(SEND_BODY, server, event)
                     return
             elif cstate.server is SEND_BODY:
-                old_client = cstate.client
+                client = cstate.client
                 cstate.server = DONE
-                cstate._fire_state_triggered_transitions()
-                if cstate.server is DONE and cstate.client is old_client:
-                    self._side_done(SERVER)
+                if (
+                    cstate.keep_alive
+                    and not cstate.pending_switch_proposals
+                    and client is not CLOSED
+                    and client is not ERROR
+                    and client is not MIGHT_SWITCH_PROTOCOL
+                ):
+                    if self.our_role is SERVER:
+                        self._writer = None
+                    else:
+                        self._reader = _expect_nothing
                 else:
-                    self._respond_to_state_changes(old_client, SEND_BODY, event)
+                    cstate._fire_state_triggered_transitions()
+                    self._respond_to_state_changes(client, SEND_BODY, event)
                 return
         elif (
             etype is Response
@@ -315,7 +337,12 @@ class Connection:
             cstate.server = SEND_BODY
             cstate._fire_state_triggered_transitions()
             self._response_started(event)
-            self._respond_to_state_changes(old_client, SEND_RESPONSE, event)
+            if cstate.client is not old_client:
+                self._respond_to_state_changes(old_client, SEND_RESPONSE, event)
+            elif self.our_role is SERVER:
+                self._writer = self._writer_for(SEND_BODY, event)
+            else:
+                self._reader = self._reader_for(SEND_BODY, event)
             return
         elif (
             etype is Request
@@ -332,12 +359,23 @@ class Connection:
             cstate.client = SEND_BODY
             cstate.server = SEND_RESPONSE
             self._request_started(event)
-            # (what _respond_to_state_changes(IDLE, IDLE, event) does here)
+            # (what _respond_to_state_changes(IDLE, IDLE, event) does here;
+            # a request's body is chunked, or has a length, 0 if none given)
+            info = event.headers.info
             if self.our_role is SERVER:
                 self._writer = write_response
-                self._reader = self._reader_for(SEND_BODY, event)
+                if info.chunked:
+                    self._reader = ChunkedReader(self._limits)
+                elif info.content_length:
+                    self._reader = ContentLengthReader(info.content_length)
+                else:
+                    self._reader = _NO_BODY
             else:
-                self._writer = self._writer_for(SEND_BODY, event)
+                self._writer = (
+                    ChunkedWriter()
+                    if info.chunked
+                    else ContentLengthWriter(info.content_length or 0)
+                )
                 self._reader = self._head_reader
             return
         old_client = cstate.client
@@ -395,13 +433,6 @@ class Connection:
         if info.close or (event.http_version < b"1.1" and not info.keep_alive):
             self._cstate.process_keep_alive_disabled()
         self.client_is_waiting_for_100_continue = False
-
-    def _side_done(self, role: Role) -> None:
-        """*role* went to DONE and nothing else changed (keep-alive, no switch)."""
-        if role is self.our_role:
-            self._writer = None  # _writer_for(DONE)
-        else:
-            self._reader = _expect_nothing  # _reader_for(DONE)
 
     def _process_error(self, role: Role) -> None:
         old_client, old_server = self._cstate.client, self._cstate.server
