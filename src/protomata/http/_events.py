@@ -62,9 +62,9 @@ class Request(Event):
         http_version: bytes | str = b"1.1",
     ) -> None:
         if type(method) is not bytes:
-            method = bytesify(method)
+            method = _ascii(method)
         if type(target) is not bytes:
-            target = bytesify(target)
+            target = _ascii(target)
         if type(http_version) is not bytes:
             http_version = bytesify(http_version)
         headers = normalize_and_validate(headers)
@@ -80,11 +80,11 @@ class Request(Event):
                 raise LocalProtocolError("Found multiple Host: headers")
             if http_version == b"1.1":
                 raise LocalProtocolError("Missing mandatory Host: header")
-        set_ = object.__setattr__
-        set_(self, "method", method)
-        set_(self, "headers", headers)
-        set_(self, "target", target)
-        set_(self, "http_version", http_version)
+        # (the slots' own setters: events refuse ordinary assignment)
+        _set_method(self, method)
+        _set_request_headers(self, headers)
+        _set_target(self, target)
+        _set_request_version(self, http_version)
 
 
 class _ResponseBase(Event):
@@ -125,11 +125,29 @@ class _ResponseBase(Event):
             _check_version(http_version)
         if reason and reason.translate(None, _REASON_CHARS):
             raise LocalProtocolError(f"illegal reason phrase {reason!r}")
-        set_ = object.__setattr__
-        set_(self, "status_code", status_code)
-        set_(self, "headers", normalize_and_validate(headers))
-        set_(self, "http_version", http_version)
-        set_(self, "reason", reason)
+        _set_status(self, status_code)
+        _set_response_headers(self, normalize_and_validate(headers))
+        _set_response_version(self, http_version)
+        _set_reason(self, reason)
+
+
+_set_method = vars(Request)["method"].__set__
+_set_request_headers = vars(Request)["headers"].__set__
+_set_target = vars(Request)["target"].__set__
+_set_request_version = vars(Request)["http_version"].__set__
+_set_status = vars(_ResponseBase)["status_code"].__set__
+_set_response_headers = vars(_ResponseBase)["headers"].__set__
+_set_response_version = vars(_ResponseBase)["http_version"].__set__
+_set_reason = vars(_ResponseBase)["reason"].__set__
+
+
+def _ascii(text: Any) -> bytes:
+    if type(text) is str:
+        try:
+            return text.encode("ascii")
+        except UnicodeEncodeError:
+            pass
+    return bytesify(text)
 
 
 class InformationalResponse(_ResponseBase):
@@ -162,10 +180,9 @@ class Data(Event):
     chunk_end: bool
 
     def __init__(self, data: Any, chunk_start: bool = False, chunk_end: bool = False) -> None:
-        set_ = object.__setattr__
-        set_(self, "data", data)
-        set_(self, "chunk_start", chunk_start)
-        set_(self, "chunk_end", chunk_end)
+        _set_data(self, data)
+        _set_chunk_start(self, chunk_start)
+        _set_chunk_end(self, chunk_end)
 
 
 class EndOfMessage(Event):
@@ -178,9 +195,13 @@ class EndOfMessage(Event):
     headers: Headers
 
     def __init__(self, *, headers: HeaderTypes | None = None) -> None:
-        object.__setattr__(
-            self, "headers", _NO_HEADERS if headers is None else normalize_and_validate(headers)
-        )
+        _set_trailers(self, _NO_HEADERS if headers is None else normalize_and_validate(headers))
+
+
+_set_data = vars(Data)["data"].__set__
+_set_chunk_start = vars(Data)["chunk_start"].__set__
+_set_chunk_end = vars(Data)["chunk_end"].__set__
+_set_trailers = vars(EndOfMessage)["headers"].__set__
 
 
 class ConnectionClosed(Event):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Union, cast, overload
+from typing import TYPE_CHECKING, Any, Union, overload
 
 from .._core import LocalProtocolError, RemoteProtocolError
 from ._abnf import CONTENT_LENGTH_MAX_DIGITS, FIELD_LINE_CHARS, HOST_CHARS, TOKEN_CHARS, WS
@@ -129,31 +129,29 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     identical Content-Length values collapse into one, conflicting ones are
     an error, and the only Transfer-Encoding we can produce is ``chunked``.
     """
-    if isinstance(headers, Headers):
-        return headers
     if type(headers) is list or type(headers) is tuple:
-        # Pairs given before (the same names and values) are in a bounded
-        # table of pairs already validated; most header lists are found
-        # there whole, in one C-level pass.
+        # A list given before (equal pairs, in order) maps to its Headers,
+        # which are immutable and can be shared.  Failing that, pairs given
+        # before are in a bounded table of pairs already validated.
+        key: tuple[Any, ...] | None = tuple(headers)
         try:
-            found = list(map(_PAIR_ITEMS.get, headers))
+            known = _HEADERS_MEMO.get(key)  # type: ignore[arg-type]
         except (TypeError, BytesWarning):  # unhashable pairs; str-bytes compare under -bb
-            pass
-        else:
+            key = known = None
+        if known is not None:
+            return known
+        if key is not None:
+            found = list(map(_PAIR_ITEMS.get, key))
             if None not in found:
-                items = cast("list[_Item]", found)
-                if len(items) > KEY_MAX_FIELDS:
-                    return Headers(items, analyze_fields(items, False, False, b"1.1"))
-                # Headers are immutable: equal lists of remembered pairs
-                # can share one.
-                key = tuple(items)
-                known = _HEADERS_MEMO.get(key)
-                if known is None:
-                    known = Headers(items, analyze_fields(items, False, False, b"1.1"))
+                items: list[_Item] = found  # type: ignore[assignment]
+                known = Headers(items, analyze_fields(items, False, False, b"1.1"))
+                if len(key) <= KEY_MAX_FIELDS:
                     if len(_HEADERS_MEMO) >= _INFO_MEMO_MAX:
                         _HEADERS_MEMO.clear()
                     _HEADERS_MEMO[key] = known
                 return known
+    elif isinstance(headers, Headers):
+        return headers
     try:
         pairs = [
             (
@@ -195,8 +193,9 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
 _PAIR_ITEMS: dict[Any, _Item] = {}
 _PAIR_ITEMS_MAX = 1024
 _PAIR_MAX_LENGTH = 256
-#: Headers made of remembered pairs, by the tuple of their items (bounded).
-_HEADERS_MEMO: dict[tuple[_Item, ...], Headers] = {}
+#: Headers made of remembered pairs, by the tuple of the pairs as given
+#: (bounded).
+_HEADERS_MEMO: dict[tuple[Any, ...], Headers] = {}
 #: Fields never remembered, because their values are secrets (compare
 #: ``_readers._SECRET_FIELDS``).
 _SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
