@@ -52,9 +52,12 @@ class Headers(Sequence[tuple[bytes, bytes]]):
     and those are what the writer sends.
     """
 
-    __slots__ = ("_full_items", "info")
+    __slots__ = ("_full_items", "_wire", "info")
 
     _full_items: list[_Item]
+    #: The field lines as the writer sends them, made on first use
+    #: (a Headers never changes, and equal header lists share one).
+    _wire: bytes | None
     #: What the framing and connection-management fields say
     #: (:class:`FieldInfo`), computed once when the list is built.
     info: FieldInfo
@@ -62,6 +65,7 @@ class Headers(Sequence[tuple[bytes, bytes]]):
     def __init__(self, full_items: list[_Item], info: FieldInfo | None = None) -> None:
         self._full_items = full_items
         self.info = analyze_fields(full_items, False, False, b"1.1") if info is None else info
+        self._wire = None
 
     def __bool__(self) -> bool:
         return bool(self._full_items)

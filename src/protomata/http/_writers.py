@@ -28,6 +28,13 @@ Write = Callable[[bytes], None]
 
 
 def _head_bytes(start_line: bytes, headers: Headers) -> bytes:
+    wire = headers._wire
+    if wire is None:
+        wire = headers._wire = _field_lines(headers)
+    return start_line + wire
+
+
+def _field_lines(headers: Headers) -> bytes:
     # Host goes first in requests (RFC 9110 section 7.2 advice); order is
     # otherwise preserved, names keep the case the user gave them.
     items = headers._full_items
@@ -35,7 +42,7 @@ def _head_bytes(start_line: bytes, headers: Headers) -> bytes:
         items = [item for item in items if item[1] == b"host"] + [
             item for item in items if item[1] != b"host"
         ]
-    parts = [start_line]
+    parts: list[bytes] = []
     for raw, _, value in items:
         parts += (raw, b": ", value, b"\r\n")
     parts.append(b"\r\n")
