@@ -33,6 +33,10 @@ NOT_TOKEN = _complement(TOKEN_CHARS)
 NOT_FIELD_LINE = _complement(FIELD_LINE_CHARS)
 
 WS = b" \t"
+#: Methods known to be tokens (others are checked against TOKEN_CHARS).
+COMMON_METHODS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH")
+)
 
 TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 #: request-line = method SP request-target SP HTTP-version

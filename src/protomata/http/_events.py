@@ -12,7 +12,7 @@ from typing import Any
 
 from .._core import Event, LocalProtocolError
 from .._core._events import _make_event
-from ._abnf import FIELD_LINE_CHARS, TOKEN_CHARS, VCHAR
+from ._abnf import COMMON_METHODS, FIELD_LINE_CHARS, TOKEN_CHARS, VCHAR
 from ._headers import Headers, HeaderTypes, bytesify, normalize_and_validate
 
 __all__ = [
@@ -28,10 +28,6 @@ __all__ = [
 _REASON_CHARS = FIELD_LINE_CHARS
 _VERSION_OK = {b"1.0", b"1.1"}
 _VERSION_RE = re.compile(rb"[0-9]\.[0-9]")
-#: Methods known to be tokens (the rest are checked).
-_COMMON_METHODS = frozenset(
-    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH")
-)
 
 
 def _check_version(version: bytes) -> None:
@@ -68,7 +64,7 @@ class Request(Event):
         if type(http_version) is not bytes:
             http_version = bytesify(http_version)
         headers = normalize_and_validate(headers)
-        if method not in _COMMON_METHODS and (not method or method.translate(None, TOKEN_CHARS)):
+        if method not in COMMON_METHODS and (not method or method.translate(None, TOKEN_CHARS)):
             raise LocalProtocolError("Illegal method characters")
         if not target or target.translate(None, VCHAR):
             raise LocalProtocolError("Illegal target characters")
