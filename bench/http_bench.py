@@ -4,8 +4,11 @@ Cases (issue targets in brackets):
 
 a. server parse of a ~500-byte browser GET with 10 headers, on a fresh
    connection, up to EndOfMessage [>= 5x h11, >= 1/3 of httptools]
+a2. the same with every field line new, so that protomata's tables of
+   lines seen before never help (the worst case for it)
 b. a full in-memory keep-alive cycle: client sends a request, server parses
    it and sends a 1 KiB response, client parses it [>= 4x h11]
+b2. the same with every header value new in every cycle
 c. a 10 MB chunked upload streamed through client and server machines in
    64 KiB pieces, with peak traced memory for several body sizes [memory
    independent of body size]
@@ -89,6 +92,57 @@ def parse_get_httptools() -> Any:
     return collector
 
 
+# -- case a2: the same parse with every field line new -------------------------
+#
+# protomata keeps bounded tables of field lines and header pairs it has
+# validated (docs/performance.rst).  Repeating one request finds every line
+# there but the Cookie (secrets are never kept); this case shows the other
+# extreme, a stream of heads whose every line is new, so the tables never
+# help.
+
+_VARIANTS = 4096  # far more lines than the tables keep
+
+
+def _fresh_get(n: int) -> bytes:
+    lines = BROWSER_GET.split(b"\r\n")
+    out = [lines[0], b"Host: h%d.wikipedia.org" % n]
+    out += [
+        line + b", v%d" % n if line.startswith(b"Connection") else line + b" %d" % n
+        for line in lines[2:-2]
+    ]
+    return b"\r\n".join(out) + b"\r\n\r\n"
+
+
+FRESH_GETS = [_fresh_get(n) for n in range(_VARIANTS)]
+
+
+def parse_fresh_get(mod: ModuleType) -> Any:
+    heads = iter(FRESH_GETS * 1000)
+
+    def run() -> Any:
+        conn = mod.Connection(mod.SERVER)
+        conn.receive_data(next(heads))
+        request = conn.next_event()
+        conn.next_event()  # EndOfMessage
+        return request
+
+    return run
+
+
+def parse_fresh_get_httptools() -> Any:
+    heads = iter(FRESH_GETS * 1000)
+
+    def run() -> Any:
+        collector = _HttptoolsCollector()
+        parser = httptools.HttpRequestParser(collector)
+        parser.feed_data(next(heads))
+        parser.get_method()
+        parser.get_http_version()
+        return collector
+
+    return run
+
+
 # -- case b: full cycle --------------------------------------------------------
 
 BODY_1K = bytes(range(256)) * 4
@@ -109,6 +163,44 @@ def full_cycle(mod: ModuleType) -> Any:
     ]
 
     def run() -> Any:
+        server.receive_data(
+            client.send(mod.Request(method="GET", target="/data", headers=request_headers))
+            + client.send(mod.EndOfMessage())
+        )
+        server.next_event()
+        server.next_event()
+        out = server.send(mod.Response(status_code=200, headers=response_headers))
+        out += server.send(mod.Data(data=BODY_1K))
+        out += server.send(mod.EndOfMessage())
+        client.receive_data(out)
+        response = client.next_event()
+        client.next_event()
+        client.next_event()
+        client.start_next_cycle()
+        server.start_next_cycle()
+        return response
+
+    return run
+
+
+def full_cycle_fresh(mod: ModuleType) -> Any:
+    """Case b with every header value new in every cycle (cold tables)."""
+    client = mod.Connection(mod.CLIENT)
+    server = mod.Connection(mod.SERVER)
+    counter = iter(range(10**9))
+
+    def run() -> Any:
+        n = next(counter)
+        request_headers = [
+            ("Host", f"h{n}.example.com"),
+            ("User-Agent", f"bench/{n}"),
+            ("Accept", f"*/*; q={n % 10}"),
+        ]
+        response_headers = [
+            ("Content-Type", f"application/x-{n}"),
+            ("Content-Length", str(len(BODY_1K))),
+            ("Server", f"bench/{n}"),
+        ]
         server.receive_data(
             client.send(mod.Request(method="GET", target="/data", headers=request_headers))
             + client.send(mod.EndOfMessage())
@@ -190,8 +282,19 @@ def main(argv: list[str] | None = None) -> int:
     results = compare(cases, 20000 // scale)
     report("a. server parse of a 500-byte browser GET (fresh connection)", results)
 
+    cases = {"protomata": parse_fresh_get(pm), "h11": parse_fresh_get(h11)}
+    if httptools is not None:
+        cases["httptools"] = parse_fresh_get_httptools()
+    results = compare(cases, 20000 // scale)
+    report("a2. the same parse, every field line new (protomata's tables never help)", results)
+
     results = compare({"protomata": full_cycle(pm), "h11": full_cycle(h11)}, 5000 // scale)
     report("b. full keep-alive cycle, 1 KiB response body", results)
+
+    results = compare(
+        {"protomata": full_cycle_fresh(pm), "h11": full_cycle_fresh(h11)}, 5000 // scale
+    )
+    report("b2. the same cycle, every header value new (protomata's tables never help)", results)
 
     total = 10 * 1024 * 1024
     results = compare(

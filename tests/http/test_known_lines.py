@@ -30,6 +30,8 @@ def _clear_tables() -> None:
     _headers._PAIR_ITEMS.clear()
     _headers._INFO_MEMO.clear()
     _headers._HEADERS_MEMO.clear()
+    for warmth in (_readers._LINE_WARMTH, _headers._PAIR_WARMTH):
+        warmth.cold = warmth.skip = 0
 
 
 @pytest.fixture(autouse=True)
@@ -409,3 +411,38 @@ def test_bare_lf_response_followed_by_body_with_crlf_crlf() -> None:
     assert isinstance(response, ph.Response)
     data = conn.next_event()
     assert isinstance(data, ph.Data) and data.data == b"ab\r\n\r\n"
+
+
+# -- leaving the tables alone when nothing repeats ---------------------------------
+
+
+def test_tables_are_left_alone_after_a_run_of_new_heads_then_tried_again() -> None:
+    warmth = _readers._LINE_WARMTH
+    for n in range(warmth.COLD_RUN):
+        assert (
+            parse_head(b"GET / HTTP/1.1\r\nHost: h%d\r\nX-A: %d\r\n\r\n" % (n, n))[0] == "Request"
+        )
+    assert warmth.skip == warmth.SKIP_RUN
+    remembered = len(_readers._LINE_ITEMS)
+    for n in range(warmth.SKIP_RUN):
+        result = parse_head(b"GET / HTTP/1.1\r\nHost: s%d\r\n\r\n" % n)
+        assert result[0] == "Request" and result[2] == [(b"Host", b"s%d" % n)]
+    assert len(_readers._LINE_ITEMS) == remembered  # neither consulted nor filled
+    assert warmth.skip == 0
+    # Tried again: a head seen before is found, and a known line resets the run.
+    parse_head(b"GET / HTTP/1.1\r\nHost: h0\r\nX-A: 0\r\n\r\n")
+    assert warmth.cold == 0
+    assert b"Host: s0" not in _readers._LINE_ITEMS
+
+
+def test_pair_tables_are_left_alone_after_a_run_of_new_lists() -> None:
+    warmth = _headers._PAIR_WARMTH
+    for n in range(warmth.COLD_RUN):
+        normalize([("X-New", str(n))])
+    assert warmth.skip == warmth.SKIP_RUN
+    for n in range(warmth.SKIP_RUN):
+        assert normalize([("X-Skipped", str(n))])[0] == [(b"X-Skipped", b"%d" % n)]
+    assert ("X-Skipped", "0") not in _headers._PAIR_ITEMS
+    assert warmth.skip == 0
+    normalize([("X-New", "0")])
+    assert warmth.cold == 0

@@ -133,7 +133,8 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     identical Content-Length values collapse into one, conflicting ones are
     an error, and the only Transfer-Encoding we can produce is ``chunked``.
     """
-    if type(headers) is list or type(headers) is tuple:
+    remember = False
+    if (type(headers) is list or type(headers) is tuple) and not _PAIR_WARMTH.skip:
         # A list given before (equal pairs, in order) maps to its Headers,
         # which are immutable and can be shared.  Failing that, pairs given
         # before are in a bounded table of pairs already validated.
@@ -143,9 +144,15 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
         except (TypeError, BytesWarning):  # unhashable pairs; str-bytes compare under -bb
             key = known = None
         if known is not None:
+            _PAIR_WARMTH.cold = 0
             return known
         if key is not None:
+            remember = True
             found = list(map(_PAIR_ITEMS.get, key))
+            if found.count(None) < len(found):
+                _PAIR_WARMTH.cold = 0
+            else:
+                _PAIR_WARMTH.all_new()
             if None not in found:
                 items: list[_Item] = found  # type: ignore[assignment]
                 known = Headers(items, analyze_fields(items, False, False, b"1.1"))
@@ -156,6 +163,8 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
                 return known
     elif isinstance(headers, Headers):
         return headers
+    elif _PAIR_WARMTH.skip:
+        _PAIR_WARMTH.skip -= 1
     try:
         pairs = [
             (
@@ -186,9 +195,9 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     ):
         _raise_for_invalid_field(pairs)
     items = [(name, name.lower(), value) for name, value in pairs]
-    if type(headers) is list or type(headers) is tuple:
+    if remember:
         # Before analyze_fields, which may canonicalize the list.
-        _remember_pairs(headers, items)
+        _remember_pairs(headers, items)  # type: ignore[arg-type]
     return Headers(items, analyze_fields(items, False, False, b"1.1"))
 
 
@@ -205,18 +214,50 @@ _HEADERS_MEMO: dict[tuple[Any, ...], Headers] = {}
 _SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
 
 
+class Warmth:
+    """Whether a table of things seen before is worth consulting.
+
+    The tables cost a little for every header list or head they do not
+    know.  After ``COLD_RUN`` lists in a row with nothing known, a table is
+    left alone for the next ``SKIP_RUN`` (neither consulted nor filled),
+    then tried again: a stream of ever-new fields pays for it about a fifth
+    of the time, and one that repeats loses at most a run now and then.
+    """
+
+    __slots__ = ("cold", "skip")
+
+    COLD_RUN = 16
+    SKIP_RUN = 64
+
+    def __init__(self) -> None:
+        self.cold = 0  # lists in a row with nothing known
+        self.skip = 0  # lists still to leave the table alone for
+
+    def all_new(self) -> None:
+        self.cold += 1
+        if self.cold >= self.COLD_RUN:
+            self.cold = 0
+            self.skip = self.SKIP_RUN
+
+
+_PAIR_WARMTH = Warmth()
+_TEXT_TYPES = (bytes, str)
+
+
 def _remember_pairs(pairs: Sequence[Any], items: list[_Item]) -> None:
-    # Only exact tuples of exact str or bytes, so that equal keys always
-    # mean equal text; a table that fills up is emptied, never grown.
+    # Only exact tuples of exact str or bytes (tuples of two: the list was
+    # unpacked into names and values), so that equal keys always mean
+    # equal text; a table that fills up is emptied, never grown.
     if len(_PAIR_ITEMS) + len(items) > _PAIR_ITEMS_MAX:
         _PAIR_ITEMS.clear()
     _PAIR_ITEMS.update(
         (pair, item)
         for pair, item in zip(pairs, items, strict=True)
         if type(pair) is tuple
+        and type(pair[0]) in _TEXT_TYPES
+        and type(pair[1]) in _TEXT_TYPES
         and len(item[2]) <= _PAIR_MAX_LENGTH
         and item[1] not in _SECRET_FIELDS
-        and all(type(part) is bytes or type(part) is str for part in pair)
     )
 
 

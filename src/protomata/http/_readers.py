@@ -44,7 +44,7 @@ from ._abnf import (
     target_form_ok,
 )
 from ._events import Data, EndOfMessage, InformationalResponse, Request, Response
-from ._headers import _INTERESTING, KEY_MAX_FIELDS, Headers, analyze_remembered
+from ._headers import _INTERESTING, KEY_MAX_FIELDS, Headers, Warmth, analyze_remembered
 
 __all__ = [
     "ChunkedReader",
@@ -193,18 +193,29 @@ def _parse_head(
     # bounded table of lines already parsed and proven valid (see
     # _remember_lines): most heads are found there whole, in one C-level
     # pass, or nearly whole.
-    found = list(map(_LINE_ITEMS.get, islice(lines, 1, None)))
-    misses = found.count(None)
-    if not misses:
-        return match, found, tuple(found) if len(found) <= KEY_MAX_FIELDS else None  # type: ignore[return-value]
-    if 2 * misses <= len(found):
-        # The key keeps None for the new lines: valid if none of them
-        # matters to analyze_fields, which _parse_new_lines tells.
-        key = tuple(found) if len(found) <= KEY_MAX_FIELDS else None
-        outcome = _parse_new_lines(lines, found, misses)
-        if outcome is None:
-            return _parse_head_precisely(block, limits, start_line_re, buf)
-        return match, found, key if outcome else None  # type: ignore[return-value]
+    if _LINE_WARMTH.skip:
+        _LINE_WARMTH.skip -= 1
+        remember = False
+    else:
+        found = list(map(_LINE_ITEMS.get, islice(lines, 1, None)))
+        misses = found.count(None)
+        if not misses:
+            _LINE_WARMTH.cold = 0
+            return match, found, tuple(found) if len(found) <= KEY_MAX_FIELDS else None  # type: ignore[return-value]
+        if 2 * misses <= len(found):
+            _LINE_WARMTH.cold = 0
+            # The key keeps None for the new lines: valid if none of them
+            # matters to analyze_fields, which _parse_new_lines tells.
+            key = tuple(found) if len(found) <= KEY_MAX_FIELDS else None
+            outcome = _parse_new_lines(lines, found, misses)
+            if outcome is None:
+                return _parse_head_precisely(block, limits, start_line_re, buf)
+            return match, found, key if outcome else None  # type: ignore[return-value]
+        if misses < len(found):
+            _LINE_WARMTH.cold = 0
+        else:
+            _LINE_WARMTH.all_new()
+        remember = True
     # Mostly new lines: validate the whole head at once.  translate()
     # leaves only illegal bytes plus the CRs and LFs; if that is exactly
     # the CRLF line breaks, every byte is legal and there is no bare CR or LF.
@@ -226,7 +237,8 @@ def _parse_head(
         if b"".join(names).translate(None, TOKEN_CHARS) or not all(names):
             return _parse_head_precisely(block, limits, start_line_re, buf)
         _remember_valid_names(names)
-    _remember_lines(lines, items)
+    if remember:
+        _remember_lines(lines, items)
     return match, items, None
 
 
@@ -274,6 +286,9 @@ def _remember_valid_names(names: list[bytes]) -> None:
         _VALID_NAMES.clear()
     _VALID_NAMES.update(names)
 
+
+#: Whether _LINE_ITEMS is worth consulting (see Warmth).
+_LINE_WARMTH = Warmth()
 
 #: Field lines known to be valid, each mapped to its parsed item (bounded).
 _LINE_ITEMS: dict[bytes, _Item] = {}
