@@ -17,8 +17,10 @@ c. a 10 MB chunked upload streamed through client and server machines in
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tracemalloc
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -148,21 +150,21 @@ def parse_fresh_get_httptools() -> Any:
 BODY_1K = bytes(range(256)) * 4
 
 
-def full_cycle(mod: ModuleType) -> Any:
+REQUEST_HEADERS = [("Host", "example.com"), ("User-Agent", "bench/1.0"), ("Accept", "*/*")]
+RESPONSE_HEADERS = [
+    ("Content-Type", "application/octet-stream"),
+    ("Content-Length", str(len(BODY_1K))),
+    ("Server", "bench"),
+]
+Lists = tuple[list[tuple[str, str]], list[tuple[str, str]]]
+
+
+def _cycle(mod: ModuleType, header_lists: Iterator[Lists]) -> Any:
     client = mod.Connection(mod.CLIENT)
     server = mod.Connection(mod.SERVER)
-    request_headers = [
-        ("Host", "example.com"),
-        ("User-Agent", "bench/1.0"),
-        ("Accept", "*/*"),
-    ]
-    response_headers = [
-        ("Content-Type", "application/octet-stream"),
-        ("Content-Length", str(len(BODY_1K))),
-        ("Server", "bench"),
-    ]
 
     def run() -> Any:
+        request_headers, response_headers = next(header_lists)
         server.receive_data(
             client.send(mod.Request(method="GET", target="/data", headers=request_headers))
             + client.send(mod.EndOfMessage())
@@ -181,44 +183,26 @@ def full_cycle(mod: ModuleType) -> Any:
         return response
 
     return run
+
+
+def full_cycle(mod: ModuleType) -> Any:
+    return _cycle(mod, itertools.repeat((REQUEST_HEADERS, RESPONSE_HEADERS)))
 
 
 def full_cycle_fresh(mod: ModuleType) -> Any:
     """Case b with every header value new in every cycle (cold tables)."""
-    client = mod.Connection(mod.CLIENT)
-    server = mod.Connection(mod.SERVER)
-    counter = iter(range(10**9))
-
-    def run() -> Any:
-        n = next(counter)
-        request_headers = [
-            ("Host", f"h{n}.example.com"),
-            ("User-Agent", f"bench/{n}"),
-            ("Accept", f"*/*; q={n % 10}"),
-        ]
-        response_headers = [
-            ("Content-Type", f"application/x-{n}"),
-            ("Content-Length", str(len(BODY_1K))),
-            ("Server", f"bench/{n}"),
-        ]
-        server.receive_data(
-            client.send(mod.Request(method="GET", target="/data", headers=request_headers))
-            + client.send(mod.EndOfMessage())
+    variants = [
+        (
+            [("Host", f"h{n}.example.com"), ("User-Agent", f"bench/{n}"), ("Accept", f"*/{n}")],
+            [
+                ("Content-Type", f"application/x-{n}"),
+                ("Content-Length", str(len(BODY_1K))),
+                ("Server", f"bench/{n}"),
+            ],
         )
-        server.next_event()
-        server.next_event()
-        out = server.send(mod.Response(status_code=200, headers=response_headers))
-        out += server.send(mod.Data(data=BODY_1K))
-        out += server.send(mod.EndOfMessage())
-        client.receive_data(out)
-        response = client.next_event()
-        client.next_event()
-        client.next_event()
-        client.start_next_cycle()
-        server.start_next_cycle()
-        return response
-
-    return run
+        for n in range(_VARIANTS)
+    ]
+    return _cycle(mod, itertools.cycle(variants))
 
 
 # -- case c: streamed chunked upload -------------------------------------------

@@ -149,11 +149,8 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
         if key is not None:
             remember = True
             found = list(map(_PAIR_ITEMS.get, key))
-            if found.count(None) < len(found):
-                _PAIR_WARMTH.cold = 0
-            else:
-                _PAIR_WARMTH.all_new()
             if None not in found:
+                _PAIR_WARMTH.cold = 0
                 items: list[_Item] = found  # type: ignore[assignment]
                 known = Headers(items, analyze_fields(items, False, False, b"1.1"))
                 if len(key) <= KEY_MAX_FIELDS:
@@ -161,6 +158,7 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
                         _HEADERS_MEMO.clear()
                     _HEADERS_MEMO[key] = known
                 return known
+            _PAIR_WARMTH.missed()
     elif isinstance(headers, Headers):
         return headers
     elif _PAIR_WARMTH.skip:
@@ -218,10 +216,11 @@ class Warmth:
     """Whether a table of things seen before is worth consulting.
 
     The tables cost a little for every header list or head they do not
-    know.  After ``COLD_RUN`` lists in a row with nothing known, a table is
-    left alone for the next ``SKIP_RUN`` (neither consulted nor filled),
-    then tried again: a stream of ever-new fields pays for it about a fifth
-    of the time, and one that repeats loses at most a run now and then.
+    spare any work.  After ``COLD_RUN`` in a row that they did not spare, a
+    table is left alone for the next ``SKIP_RUN`` (neither consulted nor
+    filled), then tried again: a stream of ever-new fields pays for it about
+    a fifth of the time, and one that repeats loses at most a run now and
+    then.
     """
 
     __slots__ = ("cold", "skip")
@@ -230,10 +229,10 @@ class Warmth:
     SKIP_RUN = 64
 
     def __init__(self) -> None:
-        self.cold = 0  # lists in a row with nothing known
+        self.cold = 0  # lists in a row the table did not spare
         self.skip = 0  # lists still to leave the table alone for
 
-    def all_new(self) -> None:
+    def missed(self) -> None:
         self.cold += 1
         if self.cold >= self.COLD_RUN:
             self.cold = 0

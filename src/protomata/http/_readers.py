@@ -211,10 +211,7 @@ def _parse_head(
             if outcome is None:
                 return _parse_head_precisely(block, limits, start_line_re, buf)
             return match, found, key if outcome else None  # type: ignore[return-value]
-        if misses < len(found):
-            _LINE_WARMTH.cold = 0
-        else:
-            _LINE_WARMTH.all_new()
+        _LINE_WARMTH.missed()  # mostly new lines: the table spared nothing
         remember = True
     # Mostly new lines: validate the whole head at once.  translate()
     # leaves only illegal bytes plus the CRs and LFs; if that is exactly
