@@ -207,8 +207,10 @@ _PAIR_MAX_LENGTH = 256
 #: Headers made of remembered pairs, by the tuple of the pairs as given
 #: (bounded).
 _HEADERS_MEMO: dict[tuple[Any, ...], Headers] = {}
-#: Fields never remembered, because their values are secrets (compare
-#: ``_readers._SECRET_FIELDS``).
+#: Fields never remembered, here or in the parser's line table: their values
+#: are secrets, and whether an entry is in a table shows in the time a
+#: lookup takes (as HPACK keeps such fields out of its tables, RFC 7541
+#: section 7.1.3).
 _SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
 
 

@@ -44,7 +44,14 @@ from ._abnf import (
     target_form_ok,
 )
 from ._events import Data, EndOfMessage, InformationalResponse, Request, Response
-from ._headers import _INTERESTING, KEY_MAX_FIELDS, Headers, Warmth, analyze_remembered
+from ._headers import (
+    _INTERESTING,
+    _SECRET_FIELDS,
+    KEY_MAX_FIELDS,
+    Headers,
+    Warmth,
+    analyze_remembered,
+)
 
 __all__ = [
     "ChunkedReader",
@@ -292,10 +299,6 @@ _LINE_ITEMS: dict[bytes, _Item] = {}
 _LINE_ITEMS_MAX = 1024
 #: Longer lines are not remembered (they rarely repeat and cost memory).
 _LINE_ITEMS_MAX_LENGTH = 256
-#: Fields never remembered: their values are secrets, and whether a line is
-#: in the table shows in the time it takes to parse (as HPACK keeps such
-#: fields out of its tables, RFC 7541 section 7.1.3).
-_SECRET_FIELDS = frozenset((b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"))
 
 
 def _remember_lines(lines: list[bytes], items: list[_Item]) -> None:
