@@ -290,41 +290,34 @@ class Connection:
             # follows (see _state._JOINT), and the side that finished gets
             # no writer (ours) or a reader that expects nothing (theirs).
             if role is CLIENT:
-                if cstate.client is SEND_BODY:
+                finished = cstate.client is SEND_BODY
+                if finished:
                     self.client_is_waiting_for_100_continue = False
-                    server = cstate.server
+                    other = cstate.server
                     cstate.client = DONE
-                    if (
-                        cstate.keep_alive
-                        and not cstate.pending_switch_proposals
-                        and server is not CLOSED
-                        and server is not ERROR
-                    ):
-                        if self.our_role is CLIENT:
-                            self._writer = None
-                        else:
-                            self._reader = _expect_nothing
-                    else:
-                        cstate._fire_state_triggered_transitions()
-                        self._respond_to_state_changes(SEND_BODY, server, event)
-                    return
-            elif cstate.server is SEND_BODY:
-                client = cstate.client
-                cstate.server = DONE
+            else:
+                finished = cstate.server is SEND_BODY
+                if finished:
+                    other = cstate.client
+                    cstate.server = DONE
+            if finished:
                 if (
                     cstate.keep_alive
                     and not cstate.pending_switch_proposals
-                    and client is not CLOSED
-                    and client is not ERROR
-                    and client is not MIGHT_SWITCH_PROTOCOL
+                    and other is not CLOSED
+                    and other is not ERROR
+                    and other is not MIGHT_SWITCH_PROTOCOL
                 ):
-                    if self.our_role is SERVER:
+                    if role is self.our_role:
                         self._writer = None
                     else:
                         self._reader = _expect_nothing
                 else:
                     cstate._fire_state_triggered_transitions()
-                    self._respond_to_state_changes(client, SEND_BODY, event)
+                    if role is CLIENT:
+                        self._respond_to_state_changes(SEND_BODY, other, event)
+                    else:
+                        self._respond_to_state_changes(other, SEND_BODY, event)
                 return
         elif (
             etype is Response
