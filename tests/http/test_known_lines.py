@@ -1,7 +1,8 @@
 """The tables of header lines and header pairs seen before.
 
 The head parser remembers field lines it has parsed and proven valid
-(``_readers._LINE_ITEMS``), header validation remembers the pairs users
+(``_readers._LINE_ITEMS``) and whole field sections, or the runs of lines
+around one secret line (``_readers._SECTIONS``), header validation remembers the pairs users
 gave (``_headers._PAIR_ITEMS``), so that repeated fields cost one dict
 lookup each, and the framing analysis of a list made of remembered items
 is remembered too (``_headers._INFO_MEMO``).  Correctness must never
@@ -26,11 +27,12 @@ from tests.http.test_smuggling import CASES, drive
 
 def _clear_tables() -> None:
     _readers._LINE_ITEMS.clear()
+    _readers._SECTIONS.clear()
     _readers._VALID_NAMES.clear()
     _headers._PAIR_ITEMS.clear()
     _headers._INFO_MEMO.clear()
     _headers._HEADERS_MEMO.clear()
-    for warmth in (_readers._LINE_WARMTH, _headers._PAIR_WARMTH):
+    for warmth in (_readers._LINE_WARMTH, _readers._SECTION_WARMTH, _headers._PAIR_WARMTH):
         warmth.cold = warmth.skip = 0
 
 
@@ -81,6 +83,7 @@ def cold_and_warm(data: bytes, role: Any = ph.SERVER, **limits: Any) -> tuple[An
         parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n")
         parse_head(b"HTTP/1.1 200 OK\r\n" + line + b"\r\n\r\n", ph.CLIENT)
     warm = parse_head(data, role, **limits)
+    assert parse_head(data, role, **limits) == warm  # and once more, its sections known
     return cold, warm
 
 
@@ -215,6 +218,14 @@ FIELD_LINES = st.one_of(
             b"X-Empty:",
             b"X-Pad:   padded  ",
             b"Cookie: c=1",
+            b"Cookie: c=2",
+            b"Cookie: \x00",
+            b"Cookie: a\rb",
+            b"Cookie:  padded ",
+            b"cookie: lower",
+            b"Authorization: Basic eA==",
+            b"Set-Cookie: s=1",
+            b"Proxy-Authorization: p",
             b" folded",
             b"NoColon",
             b"Bad Name: x",
@@ -240,7 +251,156 @@ def test_any_head_parses_the_same_cold_and_warm(
     for line in warm + lines:
         parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n")
         parse_head(b"HTTP/1.1 200 OK\r\n" + line + b"\r\n\r\n", ph.CLIENT)
+    # whole sections, and runs of lines around a secret one, seen before
+    for other_start in (b"GET / HTTP/1.1", b"HTTP/1.1 200 OK"):
+        other_role = ph.CLIENT if other_start.startswith(b"HTTP/") else ph.SERVER
+        for fields in (warm, lines, warm + lines, lines + warm):
+            head = other_start + b"\r\n" + b"".join(f + b"\r\n" for f in fields) + b"\r\n"
+            parse_head(head, other_role)
     assert parse_head(data, role) == cold
+    assert parse_head(data, role) == cold
+
+
+# -- field sections ------------------------------------------------------------------
+
+BROWSER_FIELDS = (
+    b"Host: a.example\r\nUser-Agent: known/1.0\r\nAccept: */*\r\n"
+    b"Cookie: session=%s\r\n"
+    b"Accept-Language: en\r\nConnection: keep-alive\r\n"
+)
+
+
+def _request(fields: bytes, target: bytes = b"/") -> bytes:
+    return b"GET " + target + b" HTTP/1.1\r\n" + fields + b"\r\n"
+
+
+def _section_bytes() -> bytes:
+    return b"|".join(_readers._SECTIONS)
+
+
+def test_runs_around_a_cookie_are_remembered_and_the_cookie_is_not() -> None:
+    first = parse_head(_request(BROWSER_FIELDS % b"one", b"/a"))
+    assert first[0] == "Request"
+    # Stored: the lines before the Cookie and those after it, never the Cookie.
+    assert len(_readers._SECTIONS) == 2
+    assert b"User-Agent" in _section_bytes() and b"Accept-Language" in _section_bytes()
+    assert b"session" not in _section_bytes()
+    # Another request with another cookie and target: found there, and equal
+    # to the same request parsed with empty tables.
+    data = _request(BROWSER_FIELDS % b"two", b"/b")
+    warm = parse_head(data)
+    assert _readers._SECTION_WARMTH.cold == 0  # the table served it
+    _clear_tables()
+    assert warm == parse_head(data)
+    assert (b"cookie", b"session=two") in list(warm[1].headers)
+    assert warm[1].target == b"/b"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"Cookie: c=1\r\nHost: a\r\n",  # secret line first
+        b"Host: a\r\nCookie: c=1\r\n",  # last
+        b"Host: a\r\nAuthorization: Bearer t\r\nX: y\r\n",
+        b"Host: a\r\nCookie:  c=1 \r\nX: y\r\n",  # optional whitespace
+        b"Host: a\r\nCookie: \r\nX: y\r\n",  # empty value
+        b"Host: a\r\n",  # no secret at all
+    ],
+)
+def test_heads_found_in_sections_equal_heads_parsed_cold(fields: bytes) -> None:
+    data = _request(fields)
+    cold = parse_head(data)
+    assert cold[0] == "Request"
+    for _ in range(2):
+        assert parse_head(data) == cold
+    assert _readers._SECTIONS and _readers._SECTION_WARMTH.cold == 0
+
+
+@pytest.mark.parametrize(
+    "secret_lines",
+    [
+        b"Cookie: a=secret\r\nCookie: b=secret\r\n",  # two secret lines
+        b"Cookie: a=secret\r\nAuthorization: Basic secret\r\n",
+        b"cookie: a=secret\r\n",  # other spellings are found by name, not cut
+        b"COOKIE: a=secret\r\n",
+        b"Proxy-Authorization: Basic secret\r\n",
+        b"X: y\r\nSet-Cookie: a=secret\r\n",
+    ],
+)
+def test_sections_never_hold_secrets(secret_lines: bytes) -> None:
+    for start, role in ((b"GET / HTTP/1.1", ph.SERVER), (b"HTTP/1.1 200 OK", ph.CLIENT)):
+        data = start + b"\r\nHost: a\r\n" + secret_lines + b"X-Plain: 1\r\n\r\n"
+        results = [parse_head(data, role) for _ in range(3)]
+        assert results[0][0] in ("Request", "Response") and results.count(results[0]) == 3
+    assert b"secret" not in _section_bytes()
+    for items, _ in _readers._SECTIONS.values():
+        assert not {item[1] for item in items} & _headers._SECRET_FIELDS
+
+
+def test_secret_fields_are_not_analyzed() -> None:
+    # The key of a head cut around a secret line leaves that line out, which
+    # is right only while analyze_fields ignores every secret field.
+    assert not _headers._INTERESTING & _headers._SECRET_FIELDS
+
+
+@pytest.mark.parametrize(
+    "bad_cookie",
+    [b"Cookie: a\x00b", b"Cookie: a\rb", b"Cookie: a\x7fb", b"Cookie: a\nb"],
+)
+def test_a_bad_secret_line_between_known_runs_gets_the_cold_error(bad_cookie: bytes) -> None:
+    good = _request(BROWSER_FIELDS % b"one")
+    bad = good.replace(b"Cookie: session=one", bad_cookie)
+    _clear_tables()
+    cold = parse_head(bad)
+    assert parse_head(good)[0] == "Request"  # the runs around the Cookie are known
+    assert parse_head(bad) == cold
+    assert cold[0] == "error" and cold[2] == 400
+
+
+def test_limits_apply_to_known_sections() -> None:
+    long_line = b"X-Long: " + b"v" * 192 + b"\r\n"
+    for secret in (b"", b"Cookie: c=1\r\n"):
+        data = _request(b"Host: a\r\n" + secret + long_line)
+        assert parse_head(data)[0] == "Request"
+        assert parse_head(data)[0] == "Request"  # found in the table ...
+        # ... it still exceeds smaller limits, as it did cold.
+        for limits in ({"max_line_length": 100}, {"max_header_count": 1}):
+            result = parse_head(data, **limits)
+            _clear_tables()
+            assert parse_head(data, **limits) == result
+            assert result[0] == "error" and result[2] == 431
+            parse_head(data)
+            parse_head(data)
+
+
+def test_continuation_lines_accepted_in_a_response_are_refused_in_a_request() -> None:
+    folded = b"X: a\r\n b\r\nY: c\r\n\r\n"
+    response = parse_head(b"HTTP/1.1 200 OK\r\n" + folded, ph.CLIENT)
+    assert response[0] == "Response"
+    assert parse_head(b"HTTP/1.1 200 OK\r\n" + folded, ph.CLIENT) == response
+    result = parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + folded)
+    assert result[0] == "error"
+    folded_request = b"GET / HTTP/1.1\r\n" + folded.replace(b"X: a", b"Host: a")
+    _clear_tables()
+    cold = parse_head(folded_request)
+    parse_head(b"HTTP/1.1 200 OK\r\n" + folded.replace(b"X: a", b"Host: a"), ph.CLIENT)
+    parse_head(b"HTTP/1.1 200 OK\r\n" + folded.replace(b"X: a", b"Host: a"), ph.CLIENT)
+    assert parse_head(folded_request) == cold and cold[0] == "error"
+
+
+def test_section_table_is_bounded_and_skips_long_sections() -> None:
+    limit = _readers._SECTIONS_MAX
+    for n in range(2 * limit + 10):
+        data = _request(b"Host: h%d\r\nCookie: c=%d\r\nX: %d\r\n" % (n, n, n))
+        assert parse_head(data)[0] == "Request"
+        assert parse_head(data)[0] == "Request"
+        assert len(_readers._SECTIONS) <= limit
+    _clear_tables()
+    long_fields = b"Host: a\r\n" + b"X-Pad: %s\r\n" % (b"p" * 200) * 6
+    assert len(long_fields) > _readers._SECTION_MAX_LENGTH
+    for _ in range(2):
+        assert parse_head(_request(long_fields))[0] == "Request"
+    assert not _readers._SECTIONS
 
 
 # -- header validation -------------------------------------------------------------
@@ -445,4 +605,21 @@ def test_pair_tables_are_left_alone_after_a_run_of_new_lists() -> None:
     assert ("X-Skipped", "0") not in _headers._PAIR_ITEMS
     assert warmth.skip == 0
     normalize([("X-New", "0")])
+    assert warmth.cold == 0
+
+
+def test_section_table_is_left_alone_after_a_run_of_new_heads_then_tried_again() -> None:
+    warmth = _readers._SECTION_WARMTH
+    for n in range(warmth.COLD_RUN):
+        assert parse_head(_request(b"Host: h%d\r\nX-A: %d\r\n" % (n, n)))[0] == "Request"
+    assert warmth.skip == warmth.SKIP_RUN > _readers._LINE_WARMTH.SKIP_RUN
+    stored = dict(_readers._SECTIONS)
+    for _ in range(warmth.SKIP_RUN):
+        result = parse_head(_request(b"Host: h0\r\nX-A: 0\r\n"))  # known, yet not looked up
+        assert result[0] == "Request"
+    assert stored == _readers._SECTIONS and warmth.skip == 0
+    # Tried again: a new head counts as a miss, one seen before is found.
+    parse_head(_request(b"Host: new\r\n"))
+    assert warmth.cold == 1
+    parse_head(_request(b"Host: h1\r\nX-A: 1\r\n"))
     assert warmth.cold == 0

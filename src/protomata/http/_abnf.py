@@ -32,6 +32,23 @@ HOST_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._
 NOT_TOKEN = _complement(TOKEN_CHARS)
 NOT_FIELD_LINE = _complement(FIELD_LINE_CHARS)
 
+
+def keeping(allowed: bytes) -> bytes:
+    """A ``bytes.translate`` table that keeps *allowed* and changes the rest.
+
+    ``data.translate(keeping(allowed)) == data`` holds exactly when every
+    byte of *data* is allowed.  It is the cheaper test for short strings:
+    ``translate(None, allowed)`` first builds a deletion table from
+    *allowed* on every call, while a plain table is used as it is (and an
+    unchanged result is the input itself, so ``==`` is an identity check).
+    """
+    return bytes(b if b in allowed else b ^ 1 for b in _ALL)
+
+
+#: Translation tables for the ``keeping`` test.
+KEEP_TOKEN = keeping(TOKEN_CHARS)
+KEEP_FIELD_LINE = keeping(FIELD_LINE_CHARS)
+
 WS = b" \t"
 #: Methods known to be tokens (others are checked against TOKEN_CHARS).
 COMMON_METHODS = frozenset(
@@ -41,9 +58,12 @@ COMMON_METHODS = frozenset(
 TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 #: request-line = method SP request-target SP HTTP-version
 REQUEST_LINE_RE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+#: The same at the start of a head, followed by its CRLF (not matched).
+REQUEST_HEAD_RE = re.compile(REQUEST_LINE_RE.pattern + rb"(?=\r\n)")
 #: status-line = HTTP-version SP status-code SP [ reason-phrase ]
 #: (the SP before an empty reason is tolerated when missing, see docs).
 STATUS_LINE_RE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t \x21-\x7e\x80-\xff]*))?")
+STATUS_HEAD_RE = re.compile(STATUS_LINE_RE.pattern + rb"(?=\r\n)")
 #: A request-target must have one of the four forms of RFC 9112 section 3.2.
 ABSOLUTE_FORM_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*:")
 AUTHORITY_FORM_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[-A-Za-z0-9._~%!$&'()*+,;=]+):[0-9]+")

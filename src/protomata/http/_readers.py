@@ -37,7 +37,11 @@ from ._abnf import (
     CHUNK_SIZE_MAX_DIGITS,
     FIELD_LINE_CHARS,
     HEX_DIGITS,
+    KEEP_FIELD_LINE,
+    KEEP_TOKEN,
+    REQUEST_HEAD_RE,
     REQUEST_LINE_RE,
+    STATUS_HEAD_RE,
     STATUS_LINE_RE,
     TOKEN_CHARS,
     WS,
@@ -71,6 +75,7 @@ _LINE_END_RE = re.compile(rb"\r?\n")
 _CRLF = b"\r\n"
 _BLANK_LINE = b"\r\n\r\n"
 _first = itemgetter(0)
+_second = itemgetter(1)
 
 _new_request = _event_builder(Request)
 _new_response = _event_builder(Response)
@@ -170,23 +175,62 @@ def _parse_head(
     limits: HeadLimits,
     start_line_re: re.Pattern[bytes] | None,
     buf: ReceiveBuffer | None = None,
+    head_re: re.Pattern[bytes] | None = None,
 ) -> _Parsed:
     """Split and validate a head: (start line match, field items, key).
 
     This is the fast path, for heads with CRLF line ends whose every check
     passes; at the first doubt it hands the head to
     :func:`_parse_head_precisely`, which finds the exact error.  *buf* is
-    the buffer an unchecked *block* came from (see _take_head).
+    the buffer an unchecked *block* came from (see _take_head).  *head_re*
+    is *start_line_re* followed by a CRLF, for the table of field sections
+    (see _known_fields); without it the table is not used.
 
     *key*, when not None, stands for everything in the fields that
     :func:`analyze_fields` looks at (see :func:`analyze_remembered`).
     """
     if not block.endswith(_BLANK_LINE):
         return _parse_head_precisely(block, limits, start_line_re, buf)
+    if head_re is None:
+        return _parse_lines(block, limits, start_line_re, buf)
+    if _SECTION_WARMTH.skip:
+        _SECTION_WARMTH.skip -= 1
+        return _parse_lines(block, limits, start_line_re, buf)
+    match = head_re.match(block)
+    if match is None:
+        return _parse_head_precisely(block, limits, start_line_re, buf)
+    rest = block[match.end() :]
+    items, found = _known_fields(rest)
+    if items is None:
+        _SECTION_WARMTH.missed()
+        return _parse_lines(block, limits, start_line_re, buf, match=match, sections=(rest, found))
+    if len(items) <= limits.max_header_count and len(block) <= limits.max_line_length:
+        _SECTION_WARMTH.cold = 0
+        return match, items, found
+    # Known, but beyond this connection's limits: the line parser finds
+    # which limit, as it would have without the table.
+    return _parse_lines(block, limits, start_line_re, buf, match=match)
+
+
+def _parse_lines(
+    block: bytes,
+    limits: HeadLimits,
+    start_line_re: re.Pattern[bytes] | None,
+    buf: ReceiveBuffer | None,
+    *,
+    match: re.Match[bytes] | None = None,
+    sections: tuple[bytes, tuple[bytes, ...]] | None = None,
+) -> _Parsed:
+    """_parse_head line by line, with the table of known lines.
+
+    *match*, when given, is the start line's match, already made.
+    *sections*, when given, is what to store in the table of sections once
+    the head proves valid: the field section and how it is cut (see
+    _known_fields).
+    """
     lines = block.split(_CRLF)
     del lines[-2:]
-    match = None
-    if start_line_re is not None:
+    if match is None and start_line_re is not None:
         # The patterns admit no CR, LF or other control byte.
         match = start_line_re.fullmatch(lines[0])
         if match is None:
@@ -200,50 +244,64 @@ def _parse_head(
     # bounded table of lines already parsed and proven valid (see
     # _remember_lines): most heads are found there whole, in one C-level
     # pass, or nearly whole.
+    key: tuple[Any, ...] | None = None
+    remember_lines = False
     if _LINE_WARMTH.skip:
         _LINE_WARMTH.skip -= 1
-        remember = False
+        found = None
     else:
         found = list(map(_LINE_ITEMS.get, islice(lines, 1, None)))
         misses = found.count(None)
         if not misses:
             _LINE_WARMTH.cold = 0
-            return match, found, tuple(found) if len(found) <= KEY_MAX_FIELDS else None  # type: ignore[return-value]
-        if 2 * misses <= len(found):
+            if len(found) <= KEY_MAX_FIELDS:
+                key = tuple(found)
+        elif 2 * misses <= len(found):
             _LINE_WARMTH.cold = 0
             # The key keeps None for the new lines: valid if none of them
             # matters to analyze_fields, which _parse_new_lines tells.
-            key = tuple(found) if len(found) <= KEY_MAX_FIELDS else None
+            if len(found) <= KEY_MAX_FIELDS:
+                key = tuple(found)
             outcome = _parse_new_lines(lines, found, misses)
             if outcome is None:
                 return _parse_head_precisely(block, limits, start_line_re, buf)
-            return match, found, key if outcome else None  # type: ignore[return-value]
-        _LINE_WARMTH.missed()  # mostly new lines: the table spared nothing
-        remember = True
-    # Mostly new lines: validate the whole head at once.  translate()
-    # leaves only illegal bytes plus the CRs and LFs; if that is exactly
-    # the CRLF line breaks, every byte is legal and there is no bare CR or LF.
-    if len(block.translate(None, FIELD_LINE_CHARS)) != 2 * len(lines) + 2:
-        return _parse_head_precisely(block, limits, start_line_re, buf)
-    try:
-        items = [
-            (name, name.lower(), value.strip(WS))
-            for line in islice(lines, 1, None)
-            for name, value in (line.split(b":", 1),)
-        ]
-    except ValueError:
-        return _parse_head_precisely(block, limits, start_line_re, buf)
-    # Every name must be a non-empty token.  Names seen before are in a
-    # bounded set of names already proven valid, which checks a whole head
-    # in one C-level call; new names are checked once and remembered.
-    if not _VALID_NAMES.issuperset(map(_first, items)):
-        names = [item[0] for item in items]
-        if b"".join(names).translate(None, TOKEN_CHARS) or not all(names):
+            if not outcome:
+                key = None
+        else:
+            _LINE_WARMTH.missed()  # mostly new lines: the table spared nothing
+            found = None
+            remember_lines = True
+    if found is not None:
+        items: list[_Item] = found  # type: ignore[assignment]
+    else:
+        # Mostly new lines: validate the whole head at once.  translate()
+        # leaves only illegal bytes plus the CRs and LFs; if that is exactly
+        # the CRLF line breaks, every byte is legal and there is no bare CR
+        # or LF.
+        if len(block.translate(None, FIELD_LINE_CHARS)) != 2 * len(lines) + 2:
             return _parse_head_precisely(block, limits, start_line_re, buf)
-        _remember_valid_names(names)
-    if remember:
-        _remember_lines(lines, items)
-    return match, items, None
+        try:
+            items = [
+                (name, name.lower(), value.strip(WS))
+                for line in islice(lines, 1, None)
+                for name, value in (line.split(b":", 1),)
+            ]
+        except ValueError:
+            return _parse_head_precisely(block, limits, start_line_re, buf)
+        # Every name must be a non-empty token.  Names seen before are in a
+        # bounded set of names already proven valid, which checks a whole
+        # head in one C-level call; new names are checked once and
+        # remembered.
+        if not _VALID_NAMES.issuperset(map(_first, items)):
+            names = [item[0] for item in items]
+            if b"".join(names).translate(None, TOKEN_CHARS) or not all(names):
+                return _parse_head_precisely(block, limits, start_line_re, buf)
+            _remember_valid_names(names)
+        if remember_lines:
+            _remember_lines(lines, items)
+    if sections is not None:
+        _remember_sections(sections[0], sections[1], items)
+    return match, items, key
 
 
 def _parse_head_precisely(
@@ -315,6 +373,18 @@ def _remember_lines(lines: list[bytes], items: list[_Item]) -> None:
     )
 
 
+def _parse_field_line(line: bytes) -> _Item | None:
+    """The item of one CRLF-free field line, or None if it needs the precise parser."""
+    name, colon, value = line.partition(b":")
+    if not colon or value.translate(KEEP_FIELD_LINE) != value:
+        return None
+    if name not in _VALID_NAMES:
+        if not name or name.translate(KEEP_TOKEN) != name:
+            return None
+        _remember_valid_names([name])
+    return (name, name.lower(), value.strip(WS))
+
+
 def _parse_new_lines(lines: list[bytes], found: list[_Item | None], misses: int) -> bool | None:
     """Fill the *misses* gaps (None) in *found*, parsing those field lines.
 
@@ -326,15 +396,10 @@ def _parse_new_lines(lines: list[bytes], found: list[_Item | None], misses: int)
     for _ in range(misses):
         index = found.index(None, index)
         line = lines[index + 1]
-        name, colon, value = line.partition(b":")
-        if not colon or value.translate(None, FIELD_LINE_CHARS):
+        item = found[index] = _parse_field_line(line)
+        if item is None:
             return None
-        if name not in _VALID_NAMES:
-            if not name or name.translate(None, TOKEN_CHARS):
-                return None
-            _remember_valid_names([name])
-        lower = name.lower()
-        item = found[index] = (name, lower, value.strip(WS))
+        lower = item[1]
         if lower in _INTERESTING:
             ignored = False
         if len(line) <= _LINE_ITEMS_MAX_LENGTH and lower not in _SECRET_FIELDS:
@@ -342,6 +407,113 @@ def _parse_new_lines(lines: list[bytes], found: list[_Item | None], misses: int)
                 _LINE_ITEMS.clear()
             _LINE_ITEMS[line] = item
     return ignored
+
+
+# -- field sections seen before --------------------------------------------
+#
+# Heads repeat: a client sends the same fields again and again, and only
+# its request line and its Cookie change.  The bytes of a whole field
+# section map to the items parsed from them, so a head found here costs one
+# slice and one dict lookup.  A section holding a secret field
+# (_SECRET_FIELDS) is never stored; a head with one Cookie, Authorization
+# or Set-Cookie line (in the usual spelling, _SECRET_MARKS) is looked up as
+# the runs of lines before and after it, and that line alone is parsed.
+#
+# The keys are the bytes that follow the start line, in three shapes that
+# can never be equal:
+#
+# * a whole section: CRLF, the field lines each with its CRLF, CRLF (it
+#   starts with CRLF and is 4 bytes or more);
+# * the run before a secret line: empty, or CRLF and field lines joined by
+#   CRLF (it does not end in LF);
+# * the run after one: the field lines each with its CRLF, then CRLF (it
+#   starts with a field name, or is the final CRLF alone).
+
+#: (items, the key that stands for them in analyze_remembered)
+_Section = tuple[list[_Item], tuple[bytes, ...]]
+_SECTIONS: dict[bytes, _Section] = {}
+_SECTIONS_MAX = 256
+#: Longer sections are not stored (the memory they hold, items included,
+#: stays under about three times this times _SECTIONS_MAX).  Heads longer
+#: than a connection's max_line_length do not use the table, so no line
+#: need be measured.
+_SECTION_MAX_LENGTH = 1024
+
+
+class _SectionWarmth(Warmth):
+    # A whole section repeats less often than its lines: after a run of
+    # misses the table is left alone longer, so a stream of new heads pays
+    # for trying it one time in sixteen.
+    __slots__ = ()
+    SKIP_RUN = 240
+
+
+_SECTION_WARMTH = _SectionWarmth()
+#: Secret lines a head is cut around, the first before a lookup of the
+#: whole section (it is the common one), the others after: (what starts
+#: the line, the field name, the name lowercased).
+_COOKIE_MARK = (b"\r\nCookie: ", b"Cookie", b"cookie")
+_SECRET_MARKS = (
+    (b"\r\nAuthorization: ", b"Authorization", b"authorization"),
+    (b"\r\nSet-Cookie: ", b"Set-Cookie", b"set-cookie"),
+)
+
+
+def _known_fields(rest: bytes) -> tuple[list[_Item] | None, tuple[bytes, ...]]:
+    """Look the field section *rest* (everything after the start line) up
+    in _SECTIONS.
+
+    Returns (items, key) if found.  If not, returns (None, runs): runs is
+    () for a section looked up whole, or the runs of lines (before, after)
+    around its secret line.
+    """
+    mark, name, lower = _COOKIE_MARK
+    before, found, after = rest.partition(mark)
+    if not found:
+        known = _SECTIONS.get(rest)
+        if known is not None:
+            return known[0].copy(), known[1]
+        for marked in _SECRET_MARKS:
+            before, found, after = rest.partition(marked[0])
+            if found:
+                mark, name, lower = marked
+                break
+        else:
+            return None, ()
+    value, _, after = after.partition(_CRLF)
+    known_before = _SECTIONS.get(before)
+    known_after = _SECTIONS.get(after)
+    if known_before is None or known_after is None or value.translate(KEEP_FIELD_LINE) != value:
+        return None, (before, after)
+    # Secret fields are not among those analyze_fields looks at, so the
+    # key need not stand for this one.
+    return (
+        [*known_before[0], (name, lower, value.strip(WS)), *known_after[0]],
+        known_before[1] + known_after[1],
+    )
+
+
+def _remember_sections(rest: bytes, runs: tuple[bytes, ...], items: list[_Item]) -> None:
+    # Only heads the line-by-line fast path proved free of bare CRs and LFs
+    # and of continuation lines get here, so the n-th field line is
+    # items[n] and ends in the (n+1)-th CRLF.
+    if runs:
+        before, after = runs
+        count = before.count(_CRLF)
+        _remember_section(before, items[:count])
+        _remember_section(after, items[count + 1 :])
+    else:
+        _remember_section(rest, items)
+
+
+def _remember_section(section: bytes, items: list[_Item]) -> None:
+    if len(section) > _SECTION_MAX_LENGTH or section in _SECTIONS:
+        return
+    if not _SECRET_FIELDS.isdisjoint(map(_second, items)):
+        return
+    if len(_SECTIONS) >= _SECTIONS_MAX:
+        _SECTIONS.clear()
+    _SECTIONS[section] = (items[:], (section,))
 
 
 def _split_head_precisely(block: bytes) -> list[bytes]:
@@ -392,7 +564,7 @@ def read_request_head(limits: HeadLimits, buf: ReceiveBuffer) -> Request | None:
     block = _take_head(buf, limits, _METHOD_FIRST, False)
     if block is None:
         return None
-    match, items, key = _parse_head(block, limits, REQUEST_LINE_RE, buf)
+    match, items, key = _parse_head(block, limits, REQUEST_LINE_RE, buf, REQUEST_HEAD_RE)
     method, target, major, minor = match.groups()  # type: ignore[union-attr]
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)
@@ -417,7 +589,7 @@ def read_response_head(
     block = _take_head(buf, limits, _STATUS_FIRST, True)
     if block is None:
         return None
-    match, items, key = _parse_head(block, limits, STATUS_LINE_RE, buf)
+    match, items, key = _parse_head(block, limits, STATUS_LINE_RE, buf, STATUS_HEAD_RE)
     major, minor, status, reason = match.groups()  # type: ignore[union-attr]
     if major != b"1":
         raise _error(f"unsupported HTTP version {major + b'.' + minor!r}", 505)
