@@ -4,6 +4,12 @@ Theory of operation
 -------------------
 :class:`_StreamProtocol` collects received data in a list and wakes at most
 one waiting reader through a future; there is no ``StreamReader`` layer.
+It is a buffered protocol: the transport reads into one 256 KiB buffer per
+thread (as much as asyncio's own reads take), and only the bytes that
+arrived are copied out.  (A plain protocol
+gets a fresh 256 KiB ``bytes`` from every ``recv``, which glibc serves with
+``mmap``, ``mremap`` and ``munmap``; the SMTP benchmark spent more time on
+that than on parsing, docs/performance.rst.)
 Writes go straight to the transport.  :meth:`Stream.write` only buffers,
 so that the pieces of one response (head, body, chunk terminator) leave
 in one ``transport.write``; :meth:`Stream.flush` hands them over, and the
@@ -18,6 +24,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import threading
 from typing import Any
 
 from .._core._ops import ServerShutdown, TimeoutKind
@@ -30,8 +37,22 @@ _HEAD = TimeoutKind.HEAD
 # Reading pauses when this much is buffered and nobody reads it.
 _HIGH_WATER = 256 * 1024
 
+#: The most one read takes from the socket (what asyncio's transports read).
+_READ_SIZE = 256 * 1024
+# The read buffer of each thread's loop.  Transports call get_buffer(), read
+# into it and call buffer_updated() in one go, so connections can share it.
+_read_buffers = threading.local()
 
-class _StreamProtocol(asyncio.Protocol):
+
+def _read_buffer() -> memoryview:
+    try:
+        view: memoryview = _read_buffers.view
+    except AttributeError:
+        view = _read_buffers.view = memoryview(bytearray(_READ_SIZE))
+    return view
+
+
+class _StreamProtocol(asyncio.BufferedProtocol):
     """Feeds received bytes and connection events to its :class:`Stream`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -53,6 +74,12 @@ class _StreamProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         if self.on_made is not None:
             self.on_made(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(_read_buffers.view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
