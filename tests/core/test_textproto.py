@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from protomata import RemoteProtocolError
-from protomata._core import ReceiveBuffer
+from protomata._core import ReceiveBuffer, _textproto
 from protomata._core._textproto import (
     END_OF_BLOCK,
     DotStuffer,
@@ -175,6 +176,69 @@ def test_unstuff_linear_byte_by_byte() -> None:
             out.append(piece)
     assert b"".join(out) == data[:-3]
     assert u.done
+
+
+def _decode_outcome(chunks: list[bytes], **limits: int) -> tuple[bytes, Any]:
+    """(body handed out before the end or the error, ended/leftover or the error)."""
+    unstuffer = DotUnstuffer(**limits)
+    buf = ReceiveBuffer()
+    body: list[bytes] = []
+    try:
+        for chunk in chunks:
+            buf.feed(chunk)
+            while True:
+                piece = unstuffer.read(buf)
+                if piece is None:
+                    break
+                if piece is END_OF_BLOCK:
+                    return b"".join(body), ("end", bytes(buf))
+                body.append(piece)
+    except RemoteProtocolError as exc:
+        return b"".join(body), ("error", str(exc), exc.error_status_hint)
+    return b"".join(body), ("open", bytes(buf))
+
+
+DENSE_LINES = st.lists(
+    st.one_of(
+        st.sampled_from([b"", b".", b"..", b".x", b"..x", b"a\rb", b"a\nb", b"\r", b"x" * 40]),
+        st.binary(max_size=20),
+        st.integers(990, 1003).map(lambda n: b"y" * n),  # around the line limit
+        st.integers(990, 1003).map(lambda n: b"." + b"y" * n),  # with a stuffing dot
+    ),
+    min_size=8,
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=DENSE_LINES, step=st.integers(1, 5000), end=st.booleans(), cap=st.integers(50, 5000))
+@example(lines=[b"." + b"y" * 998] + [b"a"] * 10, step=5000, end=True, cap=5000)  # 1001 on the wire
+@example(lines=[b"." + b"y" * 997] + [b"a"] * 10, step=5000, end=True, cap=5000)  # 1000: fine
+def test_bulk_decoding_equals_line_by_line(
+    lines: list[bytes], step: int, end: bool, cap: int
+) -> None:
+    # Many short lines take the bulk path; the line loop alone must agree on
+    # every byte handed out, every error and the point where it is raised.
+    wire = b"\r\n".join(lines) + (b"\r\n.\r\nQUIT\r\n" if end else b"\r\n")
+    chunks = split_every(wire, step)
+    for limits in ({}, {"max_size": cap}):
+        bulk = _decode_outcome(chunks, **limits)
+        saved = _textproto._BULK_MIN_LINES
+        _textproto._BULK_MIN_LINES = 10**9  # never bulk
+        try:
+            by_line = _decode_outcome(chunks, **limits)
+        finally:
+            _textproto._BULK_MIN_LINES = saved
+        assert bulk == by_line
+
+
+def test_dense_stuffed_lines_decode_in_one_piece() -> None:
+    data = b"".join(b"..line %d\r\n" % n for n in range(50)) + b".\r\n"
+    u = DotUnstuffer()
+    buf = buffer_of(data)
+    body = u.read(buf)
+    assert body == b"".join(b".line %d\r\n" % n for n in range(50))  # one piece, all lines
+    assert u.read(buf) is END_OF_BLOCK
 
 
 # -- DotStuffer ---------------------------------------------------------------

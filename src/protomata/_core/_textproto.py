@@ -95,6 +95,9 @@ END_OF_BLOCK: Final = EndOfBlock.END_OF_BLOCK
 _CR = 0x0D
 _DOT = 0x2E
 _TERMINATOR = b".\r\n"
+# Lines in 2 KiB from which DotUnstuffer decodes in bulk (lines of 256 bytes
+# or less on average: there bulk is faster, for longer ones the line loop).
+_BULK_MIN_LINES = 8
 
 
 class DotUnstuffer:
@@ -168,9 +171,10 @@ class DotUnstuffer:
         data = buf._data  # same package: read in place, consume with skip()
         size = len(data)
         pos = 0
-        pieces: list[bytearray] = []
+        pieces: list[bytes | bytearray] = []
         line_length = self._line_length
         max_line = self.max_line_length
+        bulk = data.count(b"\r\n", 0, 2048) >= _BULK_MIN_LINES
         while pos < size:
             if self._at_line_start:
                 if data[pos] == _DOT:
@@ -186,6 +190,31 @@ class DotUnstuffer:
                 else:
                     line_length = 0
                 self._at_line_start = False
+                # The lines that are complete before the terminator (or
+                # before the last CRLF) in bulk: no line-start dot among
+                # them can end the block, so every one is a stuffing dot.
+                # Bulk work costs by the byte and the loop below by the
+                # line, so only short lines (the first 2 KiB tell) go here.
+                if not bulk:
+                    stop = 0
+                else:
+                    bulk = False  # once per call: what follows is the tail
+                    term = data.find(b"\r\n.\r\n", pos)
+                    stop = term + 2 if term >= 0 else data.rfind(b"\r\n", pos) + 2
+                if stop > pos + 2:
+                    lines = bytes(data[pos:stop])
+                    parts = lines.split(b"\r\n")
+                    # (the first line's dot, if any, is counted in line_length)
+                    if (
+                        max(map(len, parts)) + 2 <= max_line
+                        and line_length + len(parts[0]) + 2 <= max_line
+                    ):
+                        pieces.append(lines.replace(b"\r\n.", b"\r\n"))
+                        pos = stop
+                        line_length = 0
+                        self._at_line_start = True
+                        continue
+                    # some line is too long: the line by line path says which
             end = data.find(b"\r\n", pos)
             if end < 0:
                 # Hold back a trailing CR: it may start the CRLF of this line.
