@@ -97,14 +97,30 @@ def test_a_failed_directory_fsync_is_reported_to_the_deliverer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     maildir = Maildir(tmp_path / "md")
+    real_fsync = os.fsync
 
-    def broken(path: str) -> None:
-        raise OSError(5, "I/O error")
+    def broken(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(5, "I/O error")
+        real_fsync(fd)
 
-    monkeypatch.setattr(_maildir, "_fsync_dir", broken)
+    monkeypatch.setattr(_maildir.os, "fsync", broken)
     with pytest.raises(OSError, match="I/O error"):
         maildir.deliver(b"not acknowledged\n")
     assert _files(tmp_path / "md" / "tmp") == []
+
+
+def test_a_closed_maildir_refuses_deliveries_and_releases_its_directory(tmp_path: Path) -> None:
+    maildir = Maildir(tmp_path / "md")
+    fd = maildir._new_fd
+    assert fd is not None and stat.S_ISDIR(os.fstat(fd).st_mode)
+    maildir.close()
+    maildir.close()  # twice is fine
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed
+    with pytest.raises(ValueError, match="closed"):
+        maildir.deliver(b"too late\n")
+    assert _files(tmp_path / "md" / "tmp") == [] and _files(tmp_path / "md" / "new") == []
 
 
 def test_unique_names_across_threads(tmp_path: Path) -> None:

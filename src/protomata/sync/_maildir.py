@@ -33,6 +33,7 @@ def _fsync_dir(path: str) -> None:
 
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 def _write_synced(path: str, content: bytes) -> None:
@@ -72,6 +73,19 @@ class Maildir:
         self._tmp = os.path.join(self.path, "tmp")
         self._new = os.path.join(self.path, "new")
         self._counter = itertools.count(1)  # next() is atomic under the GIL
+        # new/ stays open for its fsyncs: two system calls fewer per message,
+        # each of which a worker thread would release the GIL for.
+        self._new_fd: int | None = os.open(self._new, os.O_RDONLY | _O_CLOEXEC | _O_DIRECTORY)
+
+    def close(self) -> None:
+        """Close the directory handle kept for deliveries (idempotent)."""
+        fd, self._new_fd = self._new_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            self.close()
 
     def _unique_name(self) -> str:
         return maildir_name(int(time.time()), os.getpid(), next(self._counter), self.hostname)
@@ -96,8 +110,11 @@ class Maildir:
         Written to ``tmp/``, fsynced, renamed into ``new/``, and ``new/``
         fsynced, all before this returns.
         """
+        new_fd = self._new_fd
+        if new_fd is None:
+            raise ValueError("the Maildir is closed")
         new_path = self._store(content)
-        _fsync_dir(self._new)
+        os.fsync(new_fd)
         return new_path
 
 
