@@ -439,7 +439,7 @@ class Connection:
         if data:
             if self._receive_buffer_closed:
                 raise RuntimeError("received close, then received more data?")
-            self._receive_buffer += data
+            self._receive_buffer._data += data  # (what ReceiveBuffer.__iadd__ does)
         else:
             self._receive_buffer_closed = True
 
@@ -465,7 +465,9 @@ class Connection:
                     return PAUSED
             elif state is MIGHT_SWITCH_PROTOCOL or state is SWITCHED_PROTOCOL:
                 return PAUSED
-            event = self._reader(buf)
+            reader = self._reader
+            # (a message without a body ends at once: no call to its reader)
+            event = _END_OF_MESSAGE if reader is _NO_BODY else reader(buf)
             if event is None:
                 if not buf and self._receive_buffer_closed:
                     read_eof = getattr(self._reader, "read_eof", None)
