@@ -480,7 +480,7 @@ class Connection:
                         raise RemoteProtocolError("peer unexpectedly closed connection")
                     return NEED_DATA
             self._process_event(self.their_role, event)
-            return event  # type: ignore[no-any-return]
+            return event
         except BaseException as exc:
             self._process_error(self.their_role)
             if isinstance(exc, LocalProtocolError):
