@@ -200,13 +200,14 @@ def _parse_head(
     if match is None:
         return _parse_head_precisely(block, limits, start_line_re, buf)
     rest = block[match.end() :]
-    items, found = _known_fields(rest)
+    items, key_or_runs = _known_fields(rest)
     if items is None:
         _SECTION_WARMTH.missed()
-        return _parse_lines(block, limits, start_line_re, buf, match=match, sections=(rest, found))
+        sections = (rest, key_or_runs)
+        return _parse_lines(block, limits, start_line_re, buf, match=match, sections=sections)
     if len(items) <= limits.max_header_count and len(block) <= limits.max_line_length:
         _SECTION_WARMTH.cold = 0
-        return match, items, found
+        return match, items, key_or_runs
     # Known, but beyond this connection's limits: the line parser finds
     # which limit, as it would have without the table.
     return _parse_lines(block, limits, start_line_re, buf, match=match)
