@@ -172,3 +172,20 @@ def test_xoauth2_with_a_coroutine_token_check(adapter: Adapter, tmp_path: Path) 
         client.auth("XOAUTH2", "alice", "good-token")
         assert client.stat()[0] == 3
     assert seen == [("alice", "stale-token"), ("alice", "good-token")]
+
+
+def test_the_mailbox_is_free_once_quit_is_answered(adapter: Adapter, tmp_path: Path) -> None:
+    # RFC 1939: QUIT ends the UPDATE state; a client that has read the reply
+    # may log in again at once and must not find its own mailbox locked.
+    maildir = make_maildir(tmp_path / "Maildir")
+    server = adapter.POP3Server(
+        maildir=maildir, users={"alice": "s3cret"}, timeouts=adapter.Timeouts(TIMEOUT)
+    )
+    with adapter.serve(server):
+        for round_ in range(10):
+            client = login(server.port)
+            if round_ == 0:
+                assert client.dele(1).startswith(b"+OK")  # an UPDATE with work to do
+            assert client.quit().startswith(b"+OK")
+            assert not server._locked  # released before the reply was sent
+        assert files(maildir) == ["1001.M2P1.host", "1002.M3P1.host:2,S"]

@@ -44,6 +44,8 @@ class Driver:
             return self.messages.get(call.args[0])
         if call.name == "delete":
             return True
+        if call.name == "close_mailbox":
+            return None
         raise AssertionError(call)
 
     def run(self) -> bytes:
@@ -90,6 +92,8 @@ def test_login_stat_retr_dele_quit() -> None:
     assert ("delete", ["u1"]) in d.calls
     assert out.endswith(b"+OK bye (1 messages deleted)\r\n")
     assert d.closed
+    # The mailbox is released after the deletion, before the reply to QUIT.
+    assert [c[0] for c in d.calls][-2:] == ["delete", "close_mailbox"]
 
 
 def test_eof_without_quit_deletes_nothing() -> None:

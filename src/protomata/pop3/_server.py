@@ -13,7 +13,11 @@ touches the mail store through :class:`~protomata._core._ops.Call`:
 * ``Call("read_message", uid)`` -> the message in wire form (CRLF line
   ends, not dot-stuffed), or ``None`` when it vanished;
 * ``Call("delete", uids)`` -> ``bool``: remove the messages (UPDATE state);
-  ``False`` when some could not be removed.
+  ``False`` when some could not be removed;
+* ``Call("close_mailbox")``: the UPDATE state is over; release the mailbox
+  taken by ``open_mailbox``.  It comes before the reply to QUIT, so a client
+  that has read that reply can log in again at once.  (A session that ends
+  any other way holds the mailbox until the adapter sees it end.)
 
 Deletion marks live in :class:`Mailbox` and reach the store only when the
 client sends QUIT in TRANSACTION; a dropped connection, a timeout or a
@@ -274,10 +278,12 @@ class _Session:
             if box is None:
                 return [Ok("bye")]
             uids = box.deleted_uids()
+            removed = True
             if uids:
                 removed = yield Call("delete", uids)
-                if not removed:
-                    return [Err("[SYS/TEMP] some deleted messages were not removed")]
+            yield Call("close_mailbox")
+            if not removed:
+                return [Err("[SYS/TEMP] some deleted messages were not removed")]
             return [Ok(f"bye ({len(uids)} messages deleted)")]
         if box is None:
             return [Err(f"{event.keyword or 'command'} is not supported")]

@@ -343,6 +343,10 @@ class POP3ServiceBase(abc.ABC):
                 return self._file_work(mailbox.read, args[0])
             if name == "delete":
                 return self._file_work(mailbox.delete, list(args[0]))
+            if name == "close_mailbox":
+                while held:
+                    self._release_mailbox(held.pop())
+                return None
             raise RuntimeError(f"unknown POP3 call {name!r}")
 
         conn = POP3Connection(SERVER)
