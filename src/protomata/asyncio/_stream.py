@@ -6,10 +6,10 @@ Theory of operation
 one waiting reader through a future; there is no ``StreamReader`` layer.
 It is a buffered protocol: the transport reads into one 256 KiB buffer per
 thread (as much as asyncio's own reads take), and only the bytes that
-arrived are copied out.  (A plain protocol
-gets a fresh 256 KiB ``bytes`` from every ``recv``, which glibc serves with
-``mmap``, ``mremap`` and ``munmap``; the SMTP benchmark spent more time on
-that than on parsing, docs/performance.rst.)
+arrived are copied out.  (A plain protocol gets a fresh 256 KiB ``bytes``
+from every ``recv``, which glibc serves with ``mmap``, ``mremap`` and
+``munmap``; the SMTP benchmark spent more time on that than on parsing,
+docs/performance.rst.)
 Writes go straight to the transport.  :meth:`Stream.write` only buffers,
 so that the pieces of one response (head, body, chunk terminator) leave
 in one ``transport.write``; :meth:`Stream.flush` hands them over, and the
