@@ -242,6 +242,45 @@ def test_body_over_limit_gets_413(server_adapter: str) -> None:
         assert_still_serving(server)
 
 
+def test_a_client_still_sending_a_refused_body_reads_the_413(server_adapter: str) -> None:
+    # The server answers 413 after reading a little of an 8 MB body and
+    # closes.  A plain close would answer the rest of the body with a reset,
+    # and a client that writes its whole body before reading (as
+    # http.client does) would get ECONNRESET instead of the 413.  The server
+    # half-closes and discards what still comes (Timeouts.linger).
+    from protomata.sync import ServerSettings
+
+    size = 8 * 1024 * 1024
+    with run_server(server_adapter, settings=ServerSettings(max_body_size=1000)) as server:
+        with connect(server, timeout=10.0) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+            sock.sendall(b"z" * size)  # no reset while the body goes out
+            reply = read_to_eof(sock)
+        assert reply.startswith(b"HTTP/1.1 413 ")
+        assert_still_serving(server)
+
+
+def test_lingering_after_a_refusal_is_bounded(server_adapter: str) -> None:
+    # A client that keeps sending and never closes holds the connection only
+    # for the linger time; then the server closes and the sends fail.
+    from protomata.sync import ServerSettings
+
+    linger = 0.5
+    settings = ServerSettings(max_body_size=1000)
+    with run_server(server_adapter, settings=settings, timeouts={"linger": linger}) as server:
+        with connect(server, timeout=10.0) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n")
+            sock.sendall(b"z" * 5000)
+            assert read_response(sock).startswith(b"HTTP/1.1 413 ")
+            start = time.monotonic()
+            with pytest.raises(OSError):  # EPIPE or ECONNRESET once the server is gone
+                while time.monotonic() - start < 10:
+                    sock.sendall(b"z" * 1000)
+                    time.sleep(0.02)
+            assert linger * 0.8 <= time.monotonic() - start < linger + 3
+        assert_still_serving(server)
+
+
 # --- many connections -----------------------------------------------------------------
 
 MANY = 1000

@@ -89,6 +89,7 @@ class TCPServer(abc.ABC):
 
     def _connection_made(self, protocol: _StreamProtocol) -> None:
         stream = Stream(protocol, self.timeouts)
+        stream.linger = self.timeouts.linger
         stream.swept = True
         stream.draining = self.draining
         self._streams.add(stream)
@@ -117,7 +118,9 @@ class TCPServer(abc.ABC):
             log.exception("error serving a connection from %s", stream.peer)
         finally:
             self._streams.discard(stream)
-            stream.close()
+            if self.draining:
+                stream.linger = 0.0  # a server going away does not wait for clients
+            await stream.linger_and_close()
 
     async def start(self) -> None:
         """Run :meth:`on_startup` and begin accepting connections."""

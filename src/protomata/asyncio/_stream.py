@@ -175,6 +175,9 @@ class Stream:
         self.draining = False
         #: a read is waiting for the next request on a keep-alive connection
         self.idle = False
+        #: seconds a closing server connection keeps reading (see close())
+        self.linger = 0.0
+        self._half_closed = False
         #: the last transport or callback error the runner threw into an operation
         self.last_error: BaseException | None = None
         #: set by a server that sweeps deadlines itself (no timer per wait)
@@ -323,10 +326,53 @@ class Stream:
         self.transport = self._protocol.transport = transport
 
     def close(self) -> None:
-        """Flush what is queued and close (no waiting)."""
+        """Flush what is queued and close (no waiting).
+
+        A server's stream with a ``linger`` time whose client has not
+        finished sending only shuts down its sending side here; the server
+        then calls :meth:`linger_and_close` (see :class:`Timeouts`).
+        """
         with contextlib.suppress(OSError):
             self.flush_nowait()
-        self.transport.close()
+        transport = self.transport
+        if (
+            self.linger > 0
+            and not self._protocol.eof
+            and not transport.is_closing()
+            and transport.can_write_eof()  # (not over TLS)
+        ):
+            transport.write_eof()  # after what is queued
+            self._half_closed = True
+            return
+        transport.close()
+
+    async def linger_and_close(self) -> None:
+        """Close; after a half-close, first read and discard what the client
+        still sends, until it closes or ``linger`` seconds pass."""
+        try:
+            self.close()
+            if self._half_closed:
+                protocol = self._protocol
+                deadline = self._loop.time() + self.linger
+                while not protocol.eof:
+                    protocol.chunks.clear()
+                    protocol.buffered = 0
+                    if protocol.reading_paused:
+                        protocol.reading_paused = False
+                        self.transport.resume_reading()
+                    left = deadline - self._loop.time()
+                    if left <= 0:
+                        break
+                    waiter = protocol.waiter = self._loop.create_future()
+                    timer = self._loop.call_later(left, _fire, waiter)
+                    try:
+                        await waiter
+                    except TimeoutError:
+                        break
+                    finally:
+                        timer.cancel()
+        finally:
+            self.transport.close()
 
     async def aclose(self) -> None:
         """Close and wait until the connection is gone."""

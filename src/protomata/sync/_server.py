@@ -8,6 +8,7 @@ import signal
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 
 from .._core._ops import ServerShutdown, TimeoutKind
@@ -90,6 +91,26 @@ class _ServerStream(SocketStream):
         if not data and server.draining:
             raise ServerShutdown  # woken by shutdown(), which closed our read side
         return data
+
+    def close(self) -> None:
+        """Close; a plain connection first shuts down its sending side, then
+        reads and discards what the client still sends, until it closes or
+        ``timeouts.linger`` seconds pass (see :class:`Timeouts`)."""
+        sock = self.socket
+        linger = self.timeouts.linger
+        if linger <= 0 or isinstance(sock, ssl.SSLSocket) or self._server.draining:
+            super().close()
+            return
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + linger
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                if not sock.recv(65536):
+                    break
+        except (OSError, ValueError):
+            pass  # reset, timed out or already closed: nothing more to wait for
+        sock.close()
 
 
 class TCPServer(abc.ABC):

@@ -22,9 +22,17 @@ class Timeouts:
     begun, for the whole head however it trickles in (cuts off slow-loris
     peers); ``idle``: waiting for the next
     request on a keep-alive connection; ``write``: each send.
+
+    ``linger`` (servers only): when a server closes a connection whose
+    client may still be sending (a request refused before its body was
+    read, such as a 413), it first shuts down its sending side, then reads
+    and discards what still comes for up to this long.  Closing at once
+    would answer the client's next bytes with a reset, and a client still
+    writing its body would see the reset instead of the reply.  0 closes
+    at once.
     """
 
-    __slots__ = ("by_kind", "connect", "write")
+    __slots__ = ("by_kind", "connect", "linger", "write")
 
     def __init__(
         self,
@@ -34,9 +42,11 @@ class Timeouts:
         write: float | None = 60.0,
         head: float | None = None,
         idle: float | None = None,
+        linger: float = 2.0,
     ) -> None:
         self.connect = connect
         self.write = write
+        self.linger = linger
         self.by_kind: Mapping[str, float | None] = {
             TimeoutKind.READ: read,
             TimeoutKind.HEAD: read if head is None else head,

@@ -74,6 +74,31 @@ class _ServerStream(Stream):
         """Waiting for the next request on a keep-alive connection."""
         return self._idle_scope is not None
 
+    async def aclose(self) -> None:
+        """Close; a plain connection first shuts down its sending side, then
+        reads and discards what the client still sends, until it closes or
+        ``timeouts.linger`` seconds pass (see :class:`Timeouts`)."""
+        linger = self.timeouts.linger
+        if (
+            self.closed
+            or linger <= 0
+            or self._server.draining
+            or not isinstance(self.stream, trio.SocketStream)
+        ):
+            await super().aclose()
+            return
+        try:
+            with trio.move_on_after(1.0):
+                await self.flush()
+                await self.stream.send_eof()
+            with trio.move_on_after(linger):
+                while await self.stream.receive_some(65536):
+                    pass
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # reset or closed: nothing more to wait for
+        finally:
+            await super().aclose()
+
     def end_idle_wait(self) -> None:
         """Make a wait for the next request end with :class:`ServerShutdown`."""
         if self._idle_scope is not None:
