@@ -364,6 +364,8 @@ class Stream:
                     if left <= 0:
                         break
                     waiter = protocol.waiter = self._loop.create_future()
+                    # A timer of its own, not _wait(): the server has already
+                    # dropped this stream from the set its sweeper watches.
                     timer = self._loop.call_later(left, _fire, waiter)
                     try:
                         await waiter
