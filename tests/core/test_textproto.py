@@ -211,17 +211,29 @@ DENSE_LINES = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(lines=DENSE_LINES, step=st.integers(1, 5000), end=st.booleans(), cap=st.integers(50, 5000))
-@example(lines=[b"." + b"y" * 998] + [b"a"] * 10, step=5000, end=True, cap=5000)  # 1001 on the wire
-@example(lines=[b"." + b"y" * 997] + [b"a"] * 10, step=5000, end=True, cap=5000)  # 1000: fine
+@given(
+    lines=DENSE_LINES,
+    step=st.integers(1, 5000),
+    end=st.booleans(),
+    cap=st.integers(50, 5000),
+    line_cap=st.integers(3, 60),
+)
+@example(lines=[b"." + b"y" * 998] + [b"a"] * 10, step=5000, end=True, cap=5000, line_cap=3)
+@example(lines=[b"." + b"y" * 997] + [b"a"] * 10, step=5000, end=True, cap=5000, line_cap=3)
+@example(lines=[b"a" * 10, b"b" * 2] * 8, step=5000, end=True, cap=5000, line_cap=12)  # exact fit
+@example(lines=[b"a" * 10, b"b" * 11] * 8, step=5000, end=True, cap=5000, line_cap=12)  # one over
+@example(lines=[b".a" * 5, b"b"] * 8, step=5000, end=True, cap=5000, line_cap=12)  # dot counted
 def test_bulk_decoding_equals_line_by_line(
-    lines: list[bytes], step: int, end: bool, cap: int
+    lines: list[bytes], step: int, end: bool, cap: int, line_cap: int
 ) -> None:
     # Many short lines take the bulk path; the line loop alone must agree on
     # every byte handed out, every error and the point where it is raised.
+    # (The first two examples are 1001 and 1000 bytes on the wire against
+    # the default limit of 1000; line_cap makes the windows of the bulk
+    # line-length check step over short lines.)
     wire = b"\r\n".join(lines) + (b"\r\n.\r\nQUIT\r\n" if end else b"\r\n")
     chunks = split_every(wire, step)
-    for limits in ({}, {"max_size": cap}):
+    for limits in ({}, {"max_size": cap}, {"max_line_length": line_cap}):
         bulk = _decode_outcome(chunks, **limits)
         saved = _textproto._BULK_MIN_LINES
         _textproto._BULK_MIN_LINES = 10**9  # never bulk

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from protomata._core._ops import Call, Close, Receive, Send, StartTLS
 from protomata.smtp import SERVER, Connection, Reply
 from protomata.smtp._maildir import maildir_content, maildir_name, received_header, to_lf
@@ -90,6 +93,14 @@ def test_application_error_answers_451() -> None:
 def test_protocol_violation_answers_500_and_closes() -> None:
     out = _drive(SessionSettings(), [b"X" * 20000 + b"\r\n"], {})
     assert out.splitlines()[-1].startswith(b"500 5.5.0")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"x", b".", b"\r\r\n\n"]), max_size=40))
+def test_to_lf_turns_only_crlf_into_lf(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    # the reference: one CRLF becomes one LF; bare CR and bare LF stay
+    assert to_lf(data) == data.replace(b"\r\n", b"\n")
 
 
 def test_maildir_helpers() -> None:

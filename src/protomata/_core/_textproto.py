@@ -100,6 +100,24 @@ _TERMINATOR = b".\r\n"
 _BULK_MIN_LINES = 8
 
 
+def _lines_fit(data: bytearray, start: int, stop: int, room: int, max_line: int) -> bool:
+    """Whether every line of ``data[start:stop]`` (which ends with CRLF) fits.
+
+    The first line has *room* bytes, CRLF included, the others *max_line*.
+    Each step looks for the last CRLF inside one window of the allowed
+    size (a reverse search, far cheaper than splitting the lines out): if
+    there is none, the line that starts the window is too long; if there
+    is one, every line up to it fits.
+    """
+    while stop - start > room:
+        end = data.rfind(b"\r\n", start, start + room)
+        if end < 0:
+            return False
+        start = end + 2
+        room = max_line
+    return True
+
+
 class DotUnstuffer:
     """Incremental decoder of one dot-stuffed block (SMTP DATA, POP3 RETR ...).
 
@@ -201,20 +219,18 @@ class DotUnstuffer:
                     bulk = False  # once per call: what follows is the tail
                     term = data.find(b"\r\n.\r\n", pos)
                     stop = term + 2 if term >= 0 else data.rfind(b"\r\n", pos) + 2
-                if stop > pos + 2:
+                # The first line's dot, if any, is counted in line_length.
+                # If some line is too long, the line by line path says which.
+                if stop > pos + 2 and _lines_fit(data, pos, stop, max_line - line_length, max_line):
                     lines = bytes(data[pos:stop])
-                    parts = lines.split(b"\r\n")
-                    # (the first line's dot, if any, is counted in line_length)
-                    if (
-                        max(map(len, parts)) + 2 <= max_line
-                        and line_length + len(parts[0]) + 2 <= max_line
-                    ):
-                        pieces.append(lines.replace(b"\r\n.", b"\r\n"))
-                        pos = stop
-                        line_length = 0
-                        self._at_line_start = True
-                        continue
-                    # some line is too long: the line by line path says which
+                    if b"\r\n." in lines:
+                        # split and join: half the time of bytes.replace here
+                        lines = b"\r\n".join(lines.split(b"\r\n."))
+                    pieces.append(lines)
+                    pos = stop
+                    line_length = 0
+                    self._at_line_start = True
+                    continue
             end = data.find(b"\r\n", pos)
             if end < 0:
                 # Hold back a trailing CR: it may start the CRLF of this line.
