@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import smtplib
 import socket
 import ssl
@@ -47,7 +48,10 @@ def test_message_to_two_recipients_lands_in_maildir(
     msg["To"] = "bob@example.org, carol@example.org"
     msg["Subject"] = "hello"
     msg.set_content(BODY, cte="8bit")
+    agent_pids: list[int | None] = []
     with adapter.serve(server):
+        if adapter.name == "asyncio":
+            agent_pids.append(server._agent.pid)
         assert server.url == f"smtp://127.0.0.1:{server.port}"
         with smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as client:
             code, text = client.ehlo("client.test")
@@ -66,9 +70,38 @@ def test_message_to_two_recipients_lands_in_maildir(
     assert second.startswith(b"Return-Path: <>\n")
     assert b"\tfor <x@example.org>;" in second
     assert second.endswith(b"Subject: 2\n\nsecond\n")
-    # the disk work ran in worker threads, never on the event loop's thread
-    assert len(threads) == 2
-    assert adapter.loop_thread is not None and adapter.off_loop(threads)
+    if adapter.name == "asyncio":
+        # the asyncio server delivers from its delivery process
+        assert threads == []
+        assert agent_pids and all(pid not in (None, os.getpid()) for pid in agent_pids)
+    else:
+        # the disk work ran in worker threads, never on the event loop's thread
+        assert len(threads) == 2
+        assert adapter.loop_thread is not None and adapter.off_loop(threads)
+
+
+def test_asyncio_threads_deliver_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from protomata.asyncio import SMTPServer
+
+    threads: list[threading.Thread] = []
+    deliver = Maildir.deliver
+
+    def recording_deliver(self: Maildir, content: bytes) -> str:
+        threads.append(threading.current_thread())
+        return deliver(self, content)
+
+    monkeypatch.setattr(Maildir, "deliver", recording_deliver)
+    adapter = Adapter("asyncio")
+    server = SMTPServer(maildir=tmp_path / "Maildir", timeouts=adapter.Timeouts(TIMEOUT))
+    server.delivery_process = False
+    with adapter.serve(server):
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as client:
+            assert client.sendmail("a@x", ["b@y"], b"Subject: t\r\n\r\nbody\r\n") == {}
+        assert server._agent is None
+    assert len(threads) == 1 and adapter.off_loop(threads)
+    assert len(_messages(tmp_path / "Maildir")) == 1
 
 
 def test_starttls_then_auth_plain(

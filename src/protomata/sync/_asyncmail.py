@@ -51,8 +51,12 @@ class AsyncSMTPSink(SMTPServiceBase):
         if maildir is None:
             raise RuntimeError("the server has not started")
         content = maildir_content(envelope, data, maildir.hostname, self._received_date())
-        await self._to_thread(maildir.deliver, content)
+        await self._deliver(maildir, content)
         return None
+
+    async def _deliver(self, maildir: Maildir, content: bytes) -> None:
+        """Write one message's file (an adapter may deliver some other way)."""
+        await self._to_thread(maildir.deliver, content)
 
     async def _invoke(self, name: str, method: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         try:

@@ -1,0 +1,238 @@
+"""The asyncio side of the delivery process (:mod:`protomata.sync._deliveryagent`).
+
+:class:`DeliveryAgent` starts the process with ``loop.subprocess_exec``,
+writes each job to its standard input through the pipe transport (which
+buffers, so the loop never blocks) and settles the job's future when the
+result comes back on standard output.
+
+The process is started when the server starts, and started again by the
+first delivery after it died.  If it dies while it has jobs, their
+futures fail with :class:`OSError`: the server answers ``451`` and the
+client sends the message again later, as with any failed delivery.  If
+it cannot be started at all, :meth:`DeliveryAgent.deliver` raises
+:class:`AgentUnavailable` before it sends anything, so the caller can
+deliver the message some other way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import subprocess
+import sys
+
+from ..sync._deliveryagent import READY, AgentError, ResultReader, encode_job
+
+__all__ = ["AgentUnavailable", "DeliveryAgent"]
+
+#: how long the process may take to start and open the Maildir
+START_TIMEOUT = 30.0
+
+
+class AgentUnavailable(AgentError):
+    """The delivery process could not be started; nothing was sent to it."""
+
+
+def _package_root() -> str:
+    """The directory that holds the ``protomata`` package (for the child's path)."""
+    import protomata
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(protomata.__file__)))
+
+
+class _AgentProtocol(asyncio.SubprocessProtocol):
+    """One started process: its results, and the end of its output."""
+
+    def __init__(self, agent: DeliveryAgent) -> None:
+        self.agent = agent
+        self.reader = ResultReader()
+        #: set once the process has exited and its pipes are closed
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd != 1:
+            return
+        try:
+            results = self.reader.feed(data)
+        except AgentError as exc:
+            self.agent._broken(self, exc)
+            return
+        for job_id, delivered, text in results:
+            self.agent._result(self, job_id, delivered, text)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        # The end of its output, not process_exited(), says the process is
+        # gone: asyncio may report the exit before the last results.
+        if fd == 1:
+            self.agent._broken(self, AgentError("the delivery process ended"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class DeliveryAgent:
+    """Deliveries into the Maildir at *path* by a child process.
+
+    :param threads: the process's delivery threads (by default as many as
+        :class:`~protomata.asyncio._threads.WorkerThreads` would use).
+    """
+
+    def __init__(self, path: str, hostname: str, threads: int | None = None) -> None:
+        self.path = path
+        self.hostname = hostname
+        self.threads = threads if threads is not None else min(32, (os.cpu_count() or 1) + 4)
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._protocol: _AgentProtocol | None = None
+        self._stdin: asyncio.WriteTransport | None = None
+        self._pending: dict[int, asyncio.Future[str]] = {}
+        self._ids = itertools.count(READY + 1)
+        self._starting: asyncio.Future[None] | None = None
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        """Whether a started process is there to take jobs."""
+        return self._stdin is not None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the delivery process, while it runs."""
+        return self._transport.get_pid() if self._transport is not None else None
+
+    async def start(self) -> None:
+        """Start the process and wait until it has opened the Maildir.
+
+        Raises :class:`AgentUnavailable` when it cannot (no usable Python,
+        an event loop without subprocess support, a Maildir it cannot open).
+        """
+        if self._closed:
+            raise AgentUnavailable("the delivery agent is closed")
+        if self._starting is not None:  # another task is starting it
+            await asyncio.shield(self._starting)
+            return
+        loop = asyncio.get_running_loop()
+        self._starting = loop.create_future()
+        try:
+            await self._start(loop)
+        except BaseException as exc:
+            self._starting.set_exception(exc)
+            self._starting.exception()  # retrieved: the waiters, if any, re-raise it
+            raise
+        else:
+            self._starting.set_result(None)
+        finally:
+            self._starting = None
+
+    async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        ready: asyncio.Future[str] = loop.create_future()
+        self._pending[READY] = ready
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_package_root(), env.get("PYTHONPATH", "")) if p
+        )
+        args = ["-m", "protomata.sync._deliveryagent", self.path, self.hostname, str(self.threads)]
+        try:
+            transport, _ = await loop.subprocess_exec(
+                self._new_protocol,
+                sys.executable,
+                *args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=None,
+                env=env,
+            )
+        except (OSError, NotImplementedError, ValueError) as exc:
+            self._pending.pop(READY, None)
+            self._protocol = None
+            raise AgentUnavailable(f"cannot start the delivery process: {exc}") from exc
+        self._transport = transport
+        self._stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
+        try:
+            await asyncio.wait_for(ready, START_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            self._stop_process()
+            raise AgentUnavailable(f"the delivery process did not start: {exc}") from exc
+
+    def _new_protocol(self) -> _AgentProtocol:
+        # Registered at once: its first results may come before
+        # subprocess_exec() returns.
+        protocol = self._protocol = _AgentProtocol(self)
+        return protocol
+
+    async def deliver(self, content: bytes) -> str:
+        """Deliver *content*; the path of the new file in ``new/``.
+
+        :class:`AgentUnavailable` if no process could be started (nothing
+        was sent); :class:`OSError` if the delivery failed or the process
+        died before it answered.
+        """
+        if self._stdin is None:
+            await self.start()
+        stdin = self._stdin
+        if stdin is None or stdin.is_closing():
+            raise AgentUnavailable("the delivery process is not running")
+        job_id = next(self._ids)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending[job_id] = future
+        stdin.write(encode_job(job_id, content))
+        try:
+            return await future
+        finally:
+            self._pending.pop(job_id, None)
+
+    def _result(self, protocol: _AgentProtocol, job_id: int, delivered: bool, text: str) -> None:
+        if protocol is not self._protocol:
+            return
+        future = self._pending.pop(job_id, None)
+        if future is None or future.done():
+            return
+        if delivered:
+            future.set_result(text)
+        else:
+            future.set_exception(OSError(f"delivery failed: {text}"))
+
+    def _broken(self, protocol: _AgentProtocol, error: OSError) -> None:
+        """The process died or garbled its output: fail its jobs, forget it."""
+        if protocol is not self._protocol:
+            return
+        self._stop_process()
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+
+    def _stop_process(self) -> None:
+        transport = self._transport
+        self._transport = self._protocol = self._stdin = None
+        if transport is not None and not transport.is_closing():
+            with contextlib.suppress(ProcessLookupError):
+                transport.kill()
+            transport.close()
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """End the process once it has finished its jobs (killed after *timeout* s)."""
+        self._closed = True
+        transport, protocol = self._transport, self._protocol
+        if transport is None or protocol is None:
+            return
+        stdin = self._stdin
+        if stdin is not None:
+            stdin.close()  # the process finishes its jobs and exits
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(protocol.closed), timeout)
+        if self._transport is transport:
+            self._stop_process()
+        else:
+            transport.close()
+
+    @property
+    def pending(self) -> int:
+        """Jobs sent and not answered yet."""
+        return sum(1 for job_id in self._pending if job_id != READY)
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"<DeliveryAgent {self.path!r} {state}, {self.pending} pending>"
