@@ -350,9 +350,12 @@ def test_cli_serves_until_sigint(maildir: Path) -> None:
     assert stored.endswith(b"Subject: cli\n\nvia cli\n")
 
 
-@pytest.mark.parametrize("io", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    "io", ["asyncio", "trio", "asyncio --delivery threads", "trio --delivery threads"]
+)
 def test_cli_serves_on_each_async_adapter(maildir: Path, io: str) -> None:
-    proc, port = _start_cli(maildir, "--io", io)
+    io, *extra = io.split()
+    proc, port = _start_cli(maildir, "--io", io, *extra)
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
             assert (
@@ -375,8 +378,22 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     assert main(["--tls-cert", "x.pem", "--maildir", str(tmp_path)]) == 2
 
 
-def test_acknowledged_message_survives_sigkill(maildir: Path) -> None:
-    proc, port = _start_cli(maildir)
+def _agents_of(maildir: Path) -> list[int]:
+    """The delivery processes (protomata.sync._deliveryagent) serving *maildir*."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"protomata.sync._deliveryagent" in args and str(maildir).encode() in args:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("io", ["sync", "asyncio"])
+def test_acknowledged_message_survives_sigkill(maildir: Path, io: str) -> None:
+    proc, port = _start_cli(maildir, "--io", io)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             reader = sock.makefile("rb")
@@ -395,6 +412,12 @@ def test_acknowledged_message_survives_sigkill(maildir: Path) -> None:
     [stored] = _messages(maildir)
     assert stored.endswith(b"Subject: durable\n\nkeep me\n")
     assert list((maildir / "tmp").iterdir()) == []
+    if io == "asyncio" and Path("/proc/self/cmdline").exists():
+        # the delivery process saw its input end with the server and left
+        deadline = time.monotonic() + 10
+        while _agents_of(maildir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _agents_of(maildir) == []
 
 
 def test_starttls_handshake_failure_closes(tls_server: SMTPServer) -> None:

@@ -22,6 +22,7 @@ import itertools
 import os
 import subprocess
 import sys
+from typing import Any
 
 from ..sync._deliveryagent import READY, AgentError, ResultReader, encode_job
 
@@ -29,6 +30,8 @@ __all__ = ["AgentUnavailable", "DeliveryAgent"]
 
 #: how long the process may take to start and open the Maildir
 START_TIMEOUT = 30.0
+#: the most read from the process's output at a time
+_READ_SIZE = 16 * 1024
 
 
 class AgentUnavailable(AgentError):
@@ -150,10 +153,23 @@ class DeliveryAgent:
             raise AgentUnavailable(f"cannot start the delivery process: {exc}") from exc
         self._transport = transport
         self._stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
+        # Results are a few dozen bytes.  asyncio's pipe transport reads up to
+        # max_size (256 KiB) at a time, a fresh bytes object each time, which
+        # glibc serves with mmap and munmap; a smaller read is a heap block.
+        stdout: Any = transport.get_pipe_transport(1)
+        if isinstance(getattr(stdout, "max_size", None), int):
+            stdout.max_size = _READ_SIZE
         try:
             await asyncio.wait_for(ready, START_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            self._stop_process()
+            protocol = self._protocol
+            if isinstance(exc, TimeoutError):  # hung (a failure report ends it)
+                with contextlib.suppress(ProcessLookupError):
+                    transport.kill()
+            self._forget()
+            if protocol is not None:  # let it go before saying so
+                await asyncio.wait({protocol.closed}, timeout=5.0)
+            transport.close()
             raise AgentUnavailable(f"the delivery process did not start: {exc}") from exc
 
     def _new_protocol(self) -> _AgentProtocol:
@@ -195,38 +211,44 @@ class DeliveryAgent:
             future.set_exception(OSError(f"delivery failed: {text}"))
 
     def _broken(self, protocol: _AgentProtocol, error: OSError) -> None:
-        """The process died or garbled its output: fail its jobs, forget it."""
+        """The process ended or garbled its output: fail its jobs, forget it."""
         if protocol is not self._protocol:
             return
-        self._stop_process()
+        self._forget()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
                 future.set_exception(error)
 
-    def _stop_process(self) -> None:
-        transport = self._transport
+    def _forget(self) -> None:
+        """Stop using the current process; it ends once its input is closed."""
+        transport, protocol, stdin = self._transport, self._protocol, self._stdin
         self._transport = self._protocol = self._stdin = None
-        if transport is not None and not transport.is_closing():
-            with contextlib.suppress(ProcessLookupError):
-                transport.kill()
-            transport.close()
+        if stdin is not None:
+            stdin.close()
+        if transport is not None and protocol is not None:
+            # Closed once asyncio has seen the process exit: closing the
+            # transport of a running process would kill it, and polling it
+            # would reap it behind the child watcher's back.
+            protocol.closed.add_done_callback(lambda _: transport.close())
 
     async def close(self, timeout: float = 30.0) -> None:
         """End the process once it has finished its jobs (killed after *timeout* s)."""
         self._closed = True
-        transport, protocol = self._transport, self._protocol
+        transport, protocol, stdin = self._transport, self._protocol, self._stdin
         if transport is None or protocol is None:
             return
-        stdin = self._stdin
         if stdin is not None:
             stdin.close()  # the process finishes its jobs and exits
-        with contextlib.suppress(asyncio.TimeoutError):
+        try:
             await asyncio.wait_for(asyncio.shield(protocol.closed), timeout)
-        if self._transport is transport:
-            self._stop_process()
-        else:
-            transport.close()
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                transport.kill()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(protocol.closed), 5.0)
+        self._broken(protocol, AgentError("the delivery agent is closed"))
+        transport.close()
 
     @property
     def pending(self) -> int:

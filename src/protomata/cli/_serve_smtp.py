@@ -63,6 +63,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="speak LMTP (RFC 2033: LHLO, one reply per recipient) instead of SMTP",
     )
     parser.add_argument("--io", choices=IO_CHOICES, default="sync", help="I/O adapter (sync)")
+    parser.add_argument(
+        "--delivery",
+        choices=("process", "threads"),
+        default="process",
+        help=(
+            "with --io asyncio: write the Maildir from a child process, so the event "
+            "loop keeps the GIL, or from worker threads (%(default)s)"
+        ),
+    )
 
 
 def add_parser(protocols: Any) -> argparse.ArgumentParser:
@@ -120,6 +129,8 @@ def serve_smtp(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    if args.delivery == "threads" and hasattr(server, "delivery_process"):
+        server.delivery_process = False
     host = f"[{server.host}]" if ":" in server.host else server.host
     kind = "LMTP" if args.lmtp else "SMTPS" if args.tls else "SMTP"
     banner = f"Serving {kind} on {host}:{server.port} (maildir: {maildir})"

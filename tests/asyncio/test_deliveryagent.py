@@ -1,0 +1,312 @@
+"""The delivery process of the asyncio SMTP server, and its wire format."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protomata.asyncio import SMTPServer
+from protomata.asyncio._deliveryagent import AgentUnavailable, DeliveryAgent
+from protomata.sync._deliveryagent import (
+    MAX_TEXT,
+    READY,
+    AgentError,
+    JobReader,
+    ResultReader,
+    encode_job,
+    encode_result,
+)
+from protomata.sync._maildir import Maildir
+
+from ..mail_servers_async.conftest import Adapter
+
+TIMEOUT = 10.0
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pids")
+
+
+def arun(coro: Any, timeout: float = 30.0) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0): it counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _wait_gone(pid: int, timeout: float = TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _new_files(maildir: Path) -> list[bytes]:
+    return sorted(p.read_bytes() for p in (maildir / "new").iterdir())
+
+
+# -- the wire format ----------------------------------------------------------
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(data)) for c in cuts})
+    pieces, start = [], 0
+    for point in points:
+        pieces.append(data[start:point])
+        start = point
+    pieces.append(data[start:])
+    return pieces
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    results=st.lists(
+        st.tuples(st.integers(0, 2**32 - 1), st.booleans(), st.text(max_size=50)), max_size=8
+    ),
+    cuts=st.lists(st.integers(0, 600), max_size=10),
+)
+def test_results_decode_whatever_the_chunking(
+    results: list[tuple[int, bool, str]], cuts: list[int]
+) -> None:
+    wire = b"".join(encode_result(*r) for r in results)
+    reader = ResultReader()
+    decoded: list[tuple[int, bool, str]] = []
+    for piece in _cut(wire, cuts):
+        decoded.extend(reader.feed(piece))
+    assert decoded == results
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    jobs=st.lists(st.tuples(st.integers(0, 2**32 - 1), st.binary(max_size=300)), max_size=8),
+    cuts=st.lists(st.integers(0, 3000), max_size=10),
+)
+def test_jobs_decode_whatever_the_chunking(jobs: list[tuple[int, bytes]], cuts: list[int]) -> None:
+    wire = b"".join(encode_job(*job) for job in jobs)
+    reader = JobReader()
+    decoded: list[tuple[int, bytes]] = []
+    for piece in _cut(wire, cuts):
+        decoded.extend(reader.feed(piece))
+    assert decoded == jobs
+
+
+def test_malformed_results_are_refused() -> None:
+    good = encode_result(7, True, "/m/new/x")
+    with pytest.raises(AgentError):
+        ResultReader().feed(good[:4] + b"\x02" + good[5:])  # no status 2
+    with pytest.raises(AgentError):
+        ResultReader().feed(good[:5] + (MAX_TEXT + 1).to_bytes(4, "little"))
+    long = encode_result(1, False, "e" * (MAX_TEXT + 100))
+    assert ResultReader().feed(long) == [(1, False, "e" * MAX_TEXT)]  # cut, not refused
+
+
+# -- the process on its own ---------------------------------------------------
+
+
+def _agent(maildir: Path, threads: int = 2) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "protomata.sync._deliveryagent",
+            str(maildir),
+            "host.test",
+            str(threads),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+
+
+def test_the_process_delivers_its_jobs_and_ends_with_its_input(tmp_path: Path) -> None:
+    Maildir(tmp_path / "md")
+    process = _agent(tmp_path / "md")
+    jobs = b"".join(encode_job(n, b"Subject: %d\n\nbody\n" % n) for n in (1, 2, 3))
+    output, _ = process.communicate(jobs, timeout=TIMEOUT)
+    assert process.returncode == 0
+    results = ResultReader().feed(output)
+    assert results[0] == (READY, True, str(tmp_path / "md"))
+    answered = {job_id: (ok, path) for job_id, ok, path in results[1:]}
+    assert sorted(answered) == [1, 2, 3] and all(ok for ok, _ in answered.values())
+    for job_id, (_, path) in answered.items():
+        assert Path(path).parent == tmp_path / "md" / "new"
+        assert Path(path).read_bytes() == b"Subject: %d\n\nbody\n" % job_id
+        assert ".host.test" in Path(path).name
+    assert list((tmp_path / "md" / "tmp").iterdir()) == []
+
+
+def test_the_process_says_why_it_cannot_open_the_maildir(tmp_path: Path) -> None:
+    process = _agent(tmp_path / "missing")
+    output, _ = process.communicate(b"", timeout=TIMEOUT)
+    assert process.returncode == 1
+    [(job_id, ok, text)] = ResultReader().feed(output)
+    assert job_id == READY and not ok and "not a Maildir" in text
+
+
+def test_the_process_ignores_sigint_and_finishes_its_jobs(tmp_path: Path) -> None:
+    Maildir(tmp_path / "md")
+    process = _agent(tmp_path / "md")
+    assert process.stdout is not None and process.stdin is not None
+    ResultReader().feed(process.stdout.read(9 + len(str(tmp_path / "md"))))  # ready
+    process.send_signal(signal.SIGINT)
+    process.stdin.write(encode_job(5, b"kept\n"))
+    process.stdin.close()
+    output = process.stdout.read()
+    assert process.wait(TIMEOUT) == 0
+    [(job_id, ok, _)] = ResultReader().feed(output)
+    assert (job_id, ok) == (5, True)
+    assert _new_files(tmp_path / "md") == [b"kept\n"]
+
+
+# -- DeliveryAgent ------------------------------------------------------------
+
+
+def test_agent_delivers_and_restarts_after_it_was_killed(tmp_path: Path) -> None:
+    maildir = Maildir(tmp_path / "md")
+
+    async def main() -> None:
+        agent = DeliveryAgent(maildir.path, "host.test", threads=2)
+        await agent.start()
+        first = agent.pid
+        assert first is not None and first != os.getpid()
+        paths = await asyncio.gather(*(agent.deliver(b"m%d\n" % n) for n in range(20)))
+        assert len(set(paths)) == 20 and agent.pending == 0
+        os.kill(first, signal.SIGKILL)
+        for _ in range(200):  # the loop hears of the death
+            if not agent.running:
+                break
+            await asyncio.sleep(0.01)
+        assert not agent.running
+        await agent.deliver(b"after\n")  # started again
+        assert agent.pid not in (None, first)
+        await agent.close()
+        assert not agent.running
+        with pytest.raises(AgentUnavailable):
+            await agent.deliver(b"closed\n")
+
+    arun(main())
+    assert len(_new_files(tmp_path / "md")) == 21
+
+
+def test_jobs_of_a_dying_agent_fail(tmp_path: Path) -> None:
+    maildir = Maildir(tmp_path / "md")
+
+    async def main() -> None:
+        agent = DeliveryAgent(maildir.path, "host.test", threads=1)
+        await agent.start()
+        pid = agent.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # the job stays unanswered
+        job = asyncio.ensure_future(agent.deliver(b"lost?\n"))
+        await asyncio.sleep(0.1)
+        assert agent.pending == 1 and not job.done()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(OSError) as info:
+            await job
+        assert not isinstance(info.value, AgentUnavailable)  # it was sent: 451, not a fallback
+        await agent.close()
+
+    arun(main())
+
+
+def test_agent_that_cannot_start_is_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    maildir = Maildir(tmp_path / "md")
+
+    async def main() -> None:
+        agent = DeliveryAgent(maildir.path, "host.test")
+        with pytest.raises(AgentUnavailable):
+            await agent.start()
+        with pytest.raises(AgentUnavailable):
+            await agent.deliver(b"x\n")  # nothing sent
+        assert agent.pending == 0
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    arun(main())
+    bad = DeliveryAgent(str(tmp_path / "not-a-maildir"), "host.test")
+    monkeypatch.undo()
+    with pytest.raises(AgentUnavailable, match="not a Maildir"):
+        arun(bad.start())
+
+
+# -- the server ---------------------------------------------------------------
+
+
+def _send(port: int, subject: str) -> dict[str, Any]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=TIMEOUT) as client:
+        message = f"Subject: {subject}\r\n\r\nbody\r\n".encode()
+        return client.sendmail("a@example.org", ["b@example.org"], message)
+
+
+def test_server_ends_its_agent_and_replaces_a_dead_one(tmp_path: Path) -> None:
+    adapter = Adapter("asyncio")
+    server = SMTPServer(maildir=tmp_path / "md", timeouts=adapter.Timeouts(TIMEOUT))
+    with adapter.serve(server):
+        agent = server._agent
+        assert agent is not None
+        first = agent.pid
+        assert first is not None
+        assert _send(server.port, "one") == {}
+        os.kill(first, signal.SIGKILL)
+        assert _wait_gone(first)
+        time.sleep(0.1)  # the loop hears of it
+        assert _send(server.port, "two") == {}  # a new process took the message
+        second = agent.pid
+        assert second not in (None, first)
+    assert server._agent is None
+    assert _wait_gone(second)  # type: ignore[arg-type]
+    files = _new_files(tmp_path / "md")
+    assert len(files) == 2 and all(b"Subject: " in f for f in files)
+
+
+def test_server_without_a_usable_python_delivers_in_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    adapter = Adapter("asyncio")
+    server = SMTPServer(maildir=tmp_path / "md", timeouts=adapter.Timeouts(TIMEOUT))
+    with caplog.at_level(logging.WARNING, logger="protomata.smtp"), adapter.serve(server):
+        assert server._agent is None
+        assert _send(server.port, "threads") == {}
+    assert "delivering in worker threads" in caplog.text
+    assert len(_new_files(tmp_path / "md")) == 1
+
+
+def test_server_with_a_handler_starts_no_agent(tmp_path: Path) -> None:
+    class Handler:
+        def __init__(self) -> None:
+            self.got: list[bytes] = []
+
+        def message(self, envelope: Any, data: bytes) -> None:
+            self.got.append(data)
+
+    handler = Handler()
+    adapter = Adapter("asyncio")
+    server = SMTPServer(handler, maildir=tmp_path / "md", timeouts=adapter.Timeouts(TIMEOUT))
+    with adapter.serve(server):
+        assert server._agent is None
+        assert _send(server.port, "handled") == {}
+    assert len(handler.got) == 1 and _new_files(tmp_path / "md") == []
