@@ -289,6 +289,13 @@ def _ok(code: int, status: str, text: str | Iterable[str]) -> Reply:
     return Reply(code, text, status)
 
 
+# The replies of every message, built once (replies are immutable).
+_SENDER_OK = _ok(250, "2.1.0", "Sender OK")
+_RECIPIENT_OK = _ok(250, "2.1.5", "Recipient OK")
+_GO_AHEAD = Reply(354, "End data with <CR><LF>.<CR><LF>")
+_ACCEPTED = _ok(250, "2.0.0", "Message accepted for delivery")
+
+
 def _ehlo_lines(conn: Connection, settings: SessionSettings) -> list[str]:
     lines = [settings.hostname]
     size = conn.max_message_size
@@ -558,7 +565,7 @@ class _Session:
             yield from self.rcpt_to(event)
         elif isinstance(event, Data):
             self.data = []
-            yield from self.reply(Reply(354, "End data with <CR><LF>.<CR><LF>"))
+            yield from self.reply(_GO_AHEAD)
         elif isinstance(event, DataChunk):
             self.data.append(event.data)
         elif isinstance(event, EndOfData):
@@ -601,7 +608,7 @@ class _Session:
             assert isinstance(facts, _MailFacts)
             env.mail_from, env.mail_params = event.address, event.params
             env.smtputf8, env.dsn_ret, env.dsn_envid = facts
-            refusal = _ok(250, "2.1.0", "Sender OK")
+            refusal = _SENDER_OK
         yield from self.reply(refusal)
 
     def rcpt_to(self, event: RcptTo) -> Operation[None]:
@@ -615,7 +622,7 @@ class _Session:
             env.rcpt_tos.append(event.address)
             env.rcpt_params.append(event.params)
             env.rcpt_dsn.append(dsn)
-            refusal = _ok(250, "2.1.5", "Recipient OK")
+            refusal = _RECIPIENT_OK
         yield from self.reply(refusal)
 
     def call(self, name: str, *args: object) -> Operation[Any]:
@@ -638,7 +645,7 @@ class _Session:
         rcpt_tos = list(self.envelope.rcpt_tos)
         if not self.conn.lmtp:
             refusal = yield from self.ask("message", self.envelope.copy(), data)
-            yield from self.reply(refusal or _ok(250, "2.0.0", "Message accepted for delivery"))
+            yield from self.reply(refusal or _ACCEPTED)
             return
         verdict = yield from self.call("message", self.envelope.copy(), data)
         answers = _per_recipient(verdict, rcpt_tos)
