@@ -59,6 +59,9 @@ _RESULT_HEAD = struct.Struct("<IBI")
 MAX_TEXT = 64 * 1024
 #: the job id of the first result, which says whether the Maildir is open
 READY = 0
+# One read's worth of jobs.  Below glibc's mmap threshold, so a read is a
+# heap block, not a fresh mapping that the kernel must zero and unmap.
+_READ_SIZE = 64 * 1024
 _USAGE = "python -m protomata.sync._deliveryagent MAILDIR HOSTNAME THREADS"
 
 
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     reader = JobReader()
     with contextlib.suppress(OSError):
         while True:
-            data = os.read(stdin, 1 << 20)
+            data = os.read(stdin, _READ_SIZE)
             if not data:
                 break
             for job in reader.feed(data):
