@@ -4,7 +4,9 @@ The dialogues are :func:`protomata.smtp._server.serve_session` and
 :func:`protomata.pop3._server.serve_session`; these mixins only carry out
 their calls.  Every file operation (creating the Maildir, delivering,
 listing, reading and deleting messages) runs in a worker thread through the
-adapter's ``_to_thread``, so the event loop never waits on the disk.  Each
+adapter's ``_to_thread``, so the event loop never waits on the disk; an
+adapter may deliver messages some other way by overriding ``_deliver``
+(the asyncio one uses a child process).  Each
 async adapter combines a mixin with its own ``TCPServer`` and supplies
 ``_to_thread`` and ``_run`` (its runner); nothing here imports an event
 loop.
