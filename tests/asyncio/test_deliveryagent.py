@@ -310,3 +310,18 @@ def test_server_with_a_handler_starts_no_agent(tmp_path: Path) -> None:
         assert server._agent is None
         assert _send(server.port, "handled") == {}
     assert len(handler.got) == 1 and _new_files(tmp_path / "md") == []
+
+
+def test_twenty_megabytes_through_the_delivery_process(tmp_path: Path) -> None:
+    from ..mail_clients.test_large_round_trip import make_message
+
+    message = make_message(998)
+    adapter = Adapter("asyncio")
+    server = SMTPServer(maildir=tmp_path / "md", timeouts=adapter.Timeouts(60.0))
+    with adapter.serve(server):
+        assert server._agent is not None
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=60.0) as client:
+            assert client.sendmail("a@example.org", ["b@example.org"], message) == {}
+    [stored] = _new_files(tmp_path / "md")
+    assert stored.startswith(b"Return-Path: <a@example.org>\n")
+    assert stored.endswith(message.replace(b"\r\n", b"\n"))
