@@ -272,7 +272,10 @@ def test_server_ends_its_agent_and_replaces_a_dead_one(tmp_path: Path) -> None:
         assert _send(server.port, "one") == {}
         os.kill(first, signal.SIGKILL)
         assert _wait_gone(first)
-        time.sleep(0.1)  # the loop hears of it
+        deadline = time.monotonic() + TIMEOUT
+        while agent.running and time.monotonic() < deadline:  # the loop hears of it
+            time.sleep(0.01)
+        assert not agent.running
         assert _send(server.port, "two") == {}  # a new process took the message
         second = agent.pid
         assert second not in (None, first)
@@ -325,3 +328,38 @@ def test_twenty_megabytes_through_the_delivery_process(tmp_path: Path) -> None:
     [stored] = _new_files(tmp_path / "md")
     assert stored.startswith(b"Return-Path: <a@example.org>\n")
     assert stored.endswith(message.replace(b"\r\n", b"\n"))
+
+
+def test_agent_that_never_answers_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from protomata.asyncio import _deliveryagent
+
+    maildir = Maildir(tmp_path / "md")
+    mute = tmp_path / "mute-python"
+    mute.write_text("#!/bin/sh\nexec sleep 60\n")
+    mute.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(mute))
+    monkeypatch.setattr(_deliveryagent, "START_TIMEOUT", 0.5)
+
+    async def main() -> int | None:
+        agent = DeliveryAgent(maildir.path, "host.test")
+        with pytest.raises(AgentUnavailable, match="did not start"):
+            await agent.start()
+        assert not agent.running
+        return agent._transport.get_pid() if agent._transport else None
+
+    assert arun(main()) is None
+    assert not _running_with_cmdline(b"sleep\x0060\x00")  # killed, not left sleeping
+
+
+def _running_with_cmdline(cmdline: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == cmdline and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

@@ -28,8 +28,9 @@ from ..sync._deliveryagent import READY, AgentError, ResultReader, encode_job
 
 __all__ = ["AgentUnavailable", "DeliveryAgent"]
 
-#: how long the process may take to start and open the Maildir
-START_TIMEOUT = 30.0
+#: how long the process may take to start and open the Maildir (a
+#: ``sys.executable`` that is not a Python interpreter may never answer)
+START_TIMEOUT = 10.0
 #: the most read from the process's output at a time
 _READ_SIZE = 16 * 1024
 
