@@ -28,9 +28,8 @@ def _messages(maildir: Path) -> list[bytes]:
     return [p.read_bytes() for p in sorted((maildir / "new").iterdir())]
 
 
-def test_message_to_two_recipients_lands_in_maildir(
-    adapter: Adapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _record_delivering_threads(monkeypatch: pytest.MonkeyPatch) -> list[threading.Thread]:
+    """The threads that will call Maildir.deliver in this process, in order."""
     threads: list[threading.Thread] = []
     deliver = Maildir.deliver
 
@@ -39,6 +38,13 @@ def test_message_to_two_recipients_lands_in_maildir(
         return deliver(self, content)
 
     monkeypatch.setattr(Maildir, "deliver", recording_deliver)
+    return threads
+
+
+def test_message_to_two_recipients_lands_in_maildir(
+    adapter: Adapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _record_delivering_threads(monkeypatch)
     maildir = tmp_path / "Maildir"
     server = adapter.SMTPServer(
         maildir=maildir, timeouts=adapter.Timeouts(TIMEOUT), hostname="sink.test"
@@ -85,14 +91,7 @@ def test_asyncio_threads_deliver_when_asked(
 ) -> None:
     from protomata.asyncio import SMTPServer
 
-    threads: list[threading.Thread] = []
-    deliver = Maildir.deliver
-
-    def recording_deliver(self: Maildir, content: bytes) -> str:
-        threads.append(threading.current_thread())
-        return deliver(self, content)
-
-    monkeypatch.setattr(Maildir, "deliver", recording_deliver)
+    threads = _record_delivering_threads(monkeypatch)
     adapter = Adapter("asyncio")
     server = SMTPServer(maildir=tmp_path / "Maildir", timeouts=adapter.Timeouts(TIMEOUT))
     server.delivery_process = False
