@@ -56,8 +56,7 @@ def test_message_to_two_recipients_lands_in_maildir(
     msg.set_content(BODY, cte="8bit")
     agent_pids: list[int | None] = []
     with adapter.serve(server):
-        if adapter.name == "asyncio":
-            agent_pids.append(server._agent.pid)
+        agent_pids.append(server._agent.pid)
         assert server.url == f"smtp://127.0.0.1:{server.port}"
         with smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as client:
             code, text = client.ehlo("client.test")
@@ -76,30 +75,23 @@ def test_message_to_two_recipients_lands_in_maildir(
     assert second.startswith(b"Return-Path: <>\n")
     assert b"\tfor <x@example.org>;" in second
     assert second.endswith(b"Subject: 2\n\nsecond\n")
-    if adapter.name == "asyncio":
-        # the asyncio server delivers from its delivery process
-        assert threads == []
-        assert agent_pids and all(pid not in (None, os.getpid()) for pid in agent_pids)
-    else:
-        # the disk work ran in worker threads, never on the event loop's thread
-        assert len(threads) == 2
-        assert adapter.loop_thread is not None and adapter.off_loop(threads)
+    # the files were written by the delivery process, not in this one
+    assert threads == []
+    assert agent_pids and all(pid not in (None, os.getpid()) for pid in agent_pids)
 
 
-def test_asyncio_threads_deliver_when_asked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_threads_deliver_when_asked(
+    adapter: Adapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from protomata.asyncio import SMTPServer
-
     threads = _record_delivering_threads(monkeypatch)
-    adapter = Adapter("asyncio")
-    server = SMTPServer(maildir=tmp_path / "Maildir", timeouts=adapter.Timeouts(TIMEOUT))
+    server = adapter.SMTPServer(maildir=tmp_path / "Maildir", timeouts=adapter.Timeouts(TIMEOUT))
     server.delivery_process = False
     with adapter.serve(server):
         with smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as client:
             assert client.sendmail("a@x", ["b@y"], b"Subject: t\r\n\r\nbody\r\n") == {}
         assert server._agent is None
-    assert len(threads) == 1 and adapter.off_loop(threads)
+    # the disk work ran in a worker thread, never on the event loop's thread
+    assert len(threads) == 1 and adapter.loop_thread is not None and adapter.off_loop(threads)
     assert len(_messages(tmp_path / "Maildir")) == 1
 
 

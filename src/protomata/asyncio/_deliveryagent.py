@@ -21,10 +21,17 @@ import contextlib
 import itertools
 import os
 import subprocess
-import sys
 from typing import Any
 
-from ..sync._deliveryagent import READY, AgentError, ResultReader, encode_job
+from ..sync._deliveryagent import (
+    READY,
+    AgentError,
+    AgentUnavailable,
+    ResultReader,
+    agent_command,
+    agent_environment,
+    encode_job,
+)
 
 __all__ = ["AgentUnavailable", "DeliveryAgent"]
 
@@ -33,17 +40,6 @@ __all__ = ["AgentUnavailable", "DeliveryAgent"]
 START_TIMEOUT = 10.0
 #: the most read from the process's output at a time
 _READ_SIZE = 16 * 1024
-
-
-class AgentUnavailable(AgentError):
-    """The delivery process could not be started; nothing was sent to it."""
-
-
-def _package_root() -> str:
-    """The directory that holds the ``protomata`` package (for the child's path)."""
-    import protomata
-
-    return os.path.dirname(os.path.dirname(os.path.abspath(protomata.__file__)))
 
 
 class _AgentProtocol(asyncio.SubprocessProtocol):
@@ -133,20 +129,16 @@ class DeliveryAgent:
     async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         ready: asyncio.Future[str] = loop.create_future()
         self._pending[READY] = ready
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_package_root(), env.get("PYTHONPATH", "")) if p
-        )
-        args = ["-m", "protomata.sync._deliveryagent", self.path, self.hostname, str(self.threads)]
+        program, *args = agent_command(self.path, self.hostname, self.threads)
         try:
             transport, _ = await loop.subprocess_exec(
                 self._new_protocol,
-                sys.executable,
+                program,
                 *args,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=None,
-                env=env,
+                env=agent_environment(),
             )
         except (OSError, NotImplementedError, ValueError) as exc:
             self._pending.pop(READY, None)

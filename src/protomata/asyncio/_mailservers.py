@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core._ops import Call, Operation
-from ..sync._asyncmail import AsyncPOP3Service, AsyncSMTPSink, logger
+from ..sync._asyncmail import AsyncPOP3Service, AsyncSMTPSink
 from ..sync._maildir import Maildir
-from ._deliveryagent import AgentUnavailable, DeliveryAgent
+from ._deliveryagent import DeliveryAgent
 from ._runner import run
 from ._server import TCPServer
 from ._threads import WorkerThreads
@@ -48,44 +48,10 @@ class _Loop:
 class SMTPServer(_Loop, AsyncSMTPSink, TCPServer):
     __doc__ = AsyncSMTPSink.__doc__
 
-    #: Deliver into the Maildir from a child process (the default) rather
-    #: than from worker threads; see :mod:`protomata.sync._deliveryagent`.
-    #: Set it to False before the server starts to keep all file work in
-    #: this process.  Without a usable child process (no ``sys.executable``,
-    #: a loop without subprocess support) the server falls back to threads.
-    delivery_process: bool = True
-    _agent: DeliveryAgent | None = None
-
-    async def on_startup(self) -> None:
-        await super().on_startup()
-        maildir = self.maildir
-        if not self.delivery_process or maildir is None or self._message != self._store:
-            return
+    async def _start_agent(self, maildir: Maildir) -> DeliveryAgent:
         agent = DeliveryAgent(maildir.path, maildir.hostname)
-        try:
-            await agent.start()
-        except AgentUnavailable as exc:
-            logger.warning("%s; delivering in worker threads", exc)
-        else:
-            self._agent = agent
-
-    async def _deliver(self, maildir: Maildir, content: bytes) -> None:
-        agent = self._agent
-        if agent is not None:
-            try:
-                await agent.deliver(content)
-                return
-            except AgentUnavailable as exc:  # nothing was sent: threads from now on
-                logger.warning("%s; delivering in worker threads", exc)
-                if self._agent is agent:
-                    self._agent = None
-        await super()._deliver(maildir, content)
-
-    async def on_shutdown(self) -> None:
-        agent, self._agent = self._agent, None
-        if agent is not None:
-            await agent.close()
-        await super().on_shutdown()
+        await agent.start()
+        return agent
 
 
 class POP3Server(_Loop, AsyncPOP3Service, TCPServer):

@@ -68,8 +68,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         choices=("process", "threads"),
         default="process",
         help=(
-            "with --io asyncio: write the Maildir from a child process, so the event "
-            "loop keeps the GIL, or from worker threads (%(default)s)"
+            "with --io asyncio or trio: write the Maildir from a child process, so the "
+            "event loop keeps the GIL, or from worker threads (%(default)s)"
         ),
     )
 

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-An asyncio server that delivers in worker threads pays for it in GIL
+An async server that delivers in worker threads pays for it in GIL
 traffic, not in disk time.  Each delivery makes five system calls
 (create, write, fsync, rename, fsync), and a worker thread releases the
 GIL for each one and wants it back when the call returns.  The event
@@ -18,8 +18,9 @@ does that file work in its own threads, under its own GIL.  It reads jobs
 from its standard input and writes one result per job to its standard
 output.  The server's loop only writes a job and reads a result, both
 through non-blocking pipes.  This module holds the wire format and the
-process's main function; the asyncio side is
-:mod:`protomata.asyncio._deliveryagent`.
+process's main function; the clients are
+:mod:`protomata.asyncio._deliveryagent` and
+:mod:`protomata.trio._deliveryagent`.
 
 Wire format (integers little-endian):
 
@@ -51,7 +52,17 @@ import threading
 
 from ._maildir import Maildir
 
-__all__ = ["JobReader", "ResultReader", "encode_job", "encode_result", "main"]
+__all__ = [
+    "AgentError",
+    "AgentUnavailable",
+    "JobReader",
+    "ResultReader",
+    "agent_command",
+    "agent_environment",
+    "encode_job",
+    "encode_result",
+    "main",
+]
 
 _JOB_HEAD = struct.Struct("<II")
 _RESULT_HEAD = struct.Struct("<IBI")
@@ -67,6 +78,10 @@ _USAGE = "python -m protomata.sync._deliveryagent MAILDIR HOSTNAME THREADS"
 
 class AgentError(OSError):
     """The delivery process broke the wire format (or could not start)."""
+
+
+class AgentUnavailable(AgentError):
+    """The delivery process could not be started; nothing was sent to it."""
 
 
 def encode_job(job_id: int, content: bytes) -> bytes:
@@ -86,7 +101,7 @@ class ResultReader:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[tuple[int, bool, str]]:
+    def feed(self, data: bytes | bytearray) -> list[tuple[int, bool, str]]:
         """The results completed by *data*; :class:`AgentError` on a bad frame."""
         buffer = self._buffer
         buffer += data
@@ -129,6 +144,19 @@ class JobReader:
             pos = end
         del buffer[:pos]
         return jobs
+
+
+def agent_command(path: str, hostname: str, threads: int) -> list[str]:
+    """The command line that starts a delivery process for the Maildir *path*."""
+    return [sys.executable, "-m", "protomata.sync._deliveryagent", path, hostname, str(threads)]
+
+
+def agent_environment() -> dict[str, str]:
+    """The process's environment: this one, with this protomata importable first."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def _write_all(fd: int, data: bytes) -> None:

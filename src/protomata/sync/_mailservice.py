@@ -80,8 +80,8 @@ class SMTPServiceBase(abc.ABC):
 
     The blocking server runs a thread per connection and calls the handler
     there; the asyncio and trio servers run a task per connection and do
-    all file work in worker threads, except that the asyncio server writes
-    the Maildir from a child process (its ``delivery_process`` attribute).
+    all file work in worker threads, except that they write the Maildir
+    from a child process (their ``delivery_process`` attribute).
 
     :param handler: an object with any of these methods (all optional; for
         the async servers plain or ``async``, and plain ones must not

@@ -2,7 +2,7 @@
 
 Everything but the event loop comes from :mod:`protomata.sync._asyncmail`
 (shared with the other async adapter); this module supplies :func:`trio.to_thread.run_sync`
-for file work and the trio runner.
+for file work, the trio client of the delivery process and the trio runner.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import trio
 
 from .._core._ops import Call, Operation
 from ..sync._asyncmail import AsyncPOP3Service, AsyncSMTPSink
+from ..sync._maildir import Maildir
+from ._deliveryagent import AgentUnavailable, DeliveryAgent
 from ._runner import run
 from ._server import TCPServer
 
@@ -32,6 +34,13 @@ class _Loop:
 
 class SMTPServer(_Loop, AsyncSMTPSink, TCPServer):
     __doc__ = AsyncSMTPSink.__doc__
+
+    async def _start_agent(self, maildir: Maildir) -> DeliveryAgent:
+        if self.services is None:
+            raise AgentUnavailable("the server is not serving")
+        agent = DeliveryAgent(maildir.path, maildir.hostname, self.services)
+        await agent.start()
+        return agent
 
 
 class POP3Server(_Loop, AsyncPOP3Service, TCPServer):

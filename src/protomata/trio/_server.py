@@ -155,6 +155,9 @@ class TCPServer(abc.ABC):
         self._streams: set[_ServerStream] = set()
         self._accept_scope = trio.CancelScope()
         self._connections: trio.Nursery | None = None
+        #: a nursery for the server's own background tasks while it serves,
+        #: from :meth:`on_startup` to :meth:`on_shutdown` (None otherwise)
+        self.services: trio.Nursery | None = None
         self._done: trio.Event | None = None
 
     @property
@@ -191,29 +194,48 @@ class TCPServer(abc.ABC):
         """
         self._done = trio.Event()
         listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(s)) for s in self._sockets]
+        failure: Exception | None = None
         try:
-            await self.on_startup()
-            limiter = trio.CapacityLimiter(self.max_connections)
-            async with trio.open_nursery() as connections:
-                self._connections = connections
-                with self._accept_scope:
-                    async with trio.open_nursery() as accepting:
-                        if handle_signals and threading.current_thread() is threading.main_thread():
-                            await accepting.start(self._watch_signals)
-                        for listener in listeners:
-                            accepting.start_soon(self._accept_loop, listener, limiter, connections)
-                        task_status.started(self)
-                # no longer accepting: let the rest finish within the grace time
-                self.request_shutdown()
-                for listener in listeners:
-                    with contextlib.suppress(OSError, trio.ClosedResourceError):
-                        await listener.aclose()
-            await self.on_shutdown()
+            async with trio.open_nursery() as services:
+                self.services = services
+                try:
+                    await self.on_startup()
+                    await self._serve(listeners, handle_signals, task_status)
+                    await self.on_shutdown()
+                except Exception as exc:  # re-raised below, not wrapped in a group
+                    failure = exc
+                finally:
+                    services.cancel_scope.cancel()  # whatever the hooks left running
+            if failure is not None:
+                raise failure
         finally:
+            self.services = None
             self._connections = None
             for sock in self._sockets:
                 sock.close()
             self._done.set()
+
+    async def _serve(
+        self,
+        listeners: list[trio.SocketListener],
+        handle_signals: bool,
+        task_status: trio.TaskStatus[TCPServer],
+    ) -> None:
+        limiter = trio.CapacityLimiter(self.max_connections)
+        async with trio.open_nursery() as connections:
+            self._connections = connections
+            with self._accept_scope:
+                async with trio.open_nursery() as accepting:
+                    if handle_signals and threading.current_thread() is threading.main_thread():
+                        await accepting.start(self._watch_signals)
+                    for listener in listeners:
+                        accepting.start_soon(self._accept_loop, listener, limiter, connections)
+                    task_status.started(self)
+            # no longer accepting: let the rest finish within the grace time
+            self.request_shutdown()
+            for listener in listeners:
+                with contextlib.suppress(OSError, trio.ClosedResourceError):
+                    await listener.aclose()
 
     async def _watch_signals(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

@@ -1,4 +1,4 @@
-"""The delivery process of the asyncio SMTP server, and its wire format."""
+"""The delivery process of the asyncio and trio SMTP servers, and its wire format."""
 
 from __future__ import annotations
 
@@ -10,19 +10,21 @@ import smtplib
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protomata.asyncio import SMTPServer
-from protomata.asyncio._deliveryagent import AgentUnavailable, DeliveryAgent
+from protomata.asyncio import _deliveryagent as asyncio_agent
 from protomata.sync._deliveryagent import (
     MAX_TEXT,
     READY,
     AgentError,
+    AgentUnavailable,
     JobReader,
     ResultReader,
     encode_job,
@@ -30,15 +32,11 @@ from protomata.sync._deliveryagent import (
 )
 from protomata.sync._maildir import Maildir
 
-from ..mail_servers_async.conftest import Adapter
+from .conftest import Adapter
 
 TIMEOUT = 10.0
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pids")
-
-
-def arun(coro: Any, timeout: float = 30.0) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 def _alive(pid: int) -> bool:
@@ -180,25 +178,86 @@ def test_the_process_ignores_sigint_and_finishes_its_jobs(tmp_path: Path) -> Non
     assert _new_files(tmp_path / "md") == [b"kept\n"]
 
 
-# -- DeliveryAgent ------------------------------------------------------------
+# -- DeliveryAgent, asyncio's and trio's ----------------------------------------
 
 
-def test_agent_delivers_and_restarts_after_it_was_killed(tmp_path: Path) -> None:
+class Loop:
+    """Runs a test body with one adapter's DeliveryAgent, in that adapter's loop."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def run(self, maildir: str, body: Callable[[Any], Awaitable[Any]], threads: int = 2) -> Any:
+        if self.name == "asyncio":
+
+            async def in_asyncio() -> Any:
+                agent = asyncio_agent.DeliveryAgent(maildir, "host.test", threads=threads)
+                try:
+                    return await body(agent)
+                finally:
+                    await agent.close()
+
+            return asyncio.run(asyncio.wait_for(in_asyncio(), 30.0))
+        from protomata.trio import _deliveryagent as trio_agent
+
+        async def in_trio() -> Any:
+            with trio.fail_after(30.0):
+                async with trio.open_nursery() as nursery:
+                    agent = trio_agent.DeliveryAgent(maildir, "host.test", nursery, threads=threads)
+                    try:
+                        return await body(agent)
+                    finally:
+                        await agent.close()
+
+        return trio.run(in_trio)
+
+    async def sleep(self, seconds: float) -> None:
+        await (asyncio.sleep(seconds) if self.name == "asyncio" else trio.sleep(seconds))
+
+    async def until(self, condition: Callable[[], bool]) -> bool:
+        for _ in range(500):
+            if condition():
+                return True
+            await self.sleep(0.01)
+        return condition()
+
+    async def outcomes(self, *calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+        """Run *calls* concurrently; each one's result, or the exception it raised."""
+        results: list[Any] = [None] * len(calls)
+
+        async def one(i: int) -> None:
+            try:
+                results[i] = await calls[i]()
+            except Exception as exc:
+                results[i] = exc
+
+        if self.name == "asyncio":
+            await asyncio.gather(*(one(i) for i in range(len(calls))))
+        else:
+            async with trio.open_nursery() as nursery:
+                for i in range(len(calls)):
+                    nursery.start_soon(one, i)
+        return results
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def loop(request: pytest.FixtureRequest) -> Loop:
+    return Loop(request.param)
+
+
+def test_agent_delivers_and_restarts_after_it_was_killed(tmp_path: Path, loop: Loop) -> None:
     maildir = Maildir(tmp_path / "md")
 
-    async def main() -> None:
-        agent = DeliveryAgent(maildir.path, "host.test", threads=2)
+    async def body(agent: Any) -> None:
         await agent.start()
         first = agent.pid
         assert first is not None and first != os.getpid()
-        paths = await asyncio.gather(*(agent.deliver(b"m%d\n" % n) for n in range(20)))
-        assert len(set(paths)) == 20 and agent.pending == 0
+        calls = [lambda n=n: agent.deliver(b"m%d\n" % n) for n in range(20)]
+        paths = await loop.outcomes(*calls)
+        assert len(set(paths)) == 20 and all(isinstance(p, str) for p in paths)
+        assert agent.pending == 0
         os.kill(first, signal.SIGKILL)
-        for _ in range(200):  # the loop hears of the death
-            if not agent.running:
-                break
-            await asyncio.sleep(0.01)
-        assert not agent.running
+        assert await loop.until(lambda: not agent.running)  # the loop hears of the death
         await agent.deliver(b"after\n")  # started again
         assert agent.pid not in (None, first)
         await agent.close()
@@ -206,38 +265,37 @@ def test_agent_delivers_and_restarts_after_it_was_killed(tmp_path: Path) -> None
         with pytest.raises(AgentUnavailable):
             await agent.deliver(b"closed\n")
 
-    arun(main())
+    loop.run(maildir.path, body)
     assert len(_new_files(tmp_path / "md")) == 21
 
 
-def test_jobs_of_a_dying_agent_fail(tmp_path: Path) -> None:
+def test_jobs_of_a_dying_agent_fail(tmp_path: Path, loop: Loop) -> None:
     maildir = Maildir(tmp_path / "md")
 
-    async def main() -> None:
-        agent = DeliveryAgent(maildir.path, "host.test", threads=1)
+    async def body(agent: Any) -> None:
         await agent.start()
         pid = agent.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)  # the job stays unanswered
-        job = asyncio.ensure_future(agent.deliver(b"lost?\n"))
-        await asyncio.sleep(0.1)
-        assert agent.pending == 1 and not job.done()
-        os.kill(pid, signal.SIGKILL)
-        with pytest.raises(OSError) as info:
-            await job
-        assert not isinstance(info.value, AgentUnavailable)  # it was sent: 451, not a fallback
-        await agent.close()
 
-    arun(main())
+        async def kill_when_pending() -> None:
+            assert await loop.until(lambda: agent.pending == 1)
+            await loop.sleep(0.05)
+            os.kill(pid, signal.SIGKILL)
+
+        outcome, _ = await loop.outcomes(lambda: agent.deliver(b"lost?\n"), kill_when_pending)
+        assert isinstance(outcome, OSError)
+        assert not isinstance(outcome, AgentUnavailable)  # it was sent: 451, not a fallback
+
+    loop.run(maildir.path, body, threads=1)
 
 
 def test_agent_that_cannot_start_is_unavailable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: Loop
 ) -> None:
     maildir = Maildir(tmp_path / "md")
 
-    async def main() -> None:
-        agent = DeliveryAgent(maildir.path, "host.test")
+    async def body(agent: Any) -> None:
         with pytest.raises(AgentUnavailable):
             await agent.start()
         with pytest.raises(AgentUnavailable):
@@ -245,14 +303,51 @@ def test_agent_that_cannot_start_is_unavailable(
         assert agent.pending == 0
 
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
-    arun(main())
-    bad = DeliveryAgent(str(tmp_path / "not-a-maildir"), "host.test")
+    loop.run(maildir.path, body)
     monkeypatch.undo()
-    with pytest.raises(AgentUnavailable, match="not a Maildir"):
-        arun(bad.start())
+
+    async def refused(agent: Any) -> None:
+        with pytest.raises(AgentUnavailable, match="not a Maildir"):
+            await agent.start()
+
+    loop.run(str(tmp_path / "not-a-maildir"), refused)
 
 
-# -- the server ---------------------------------------------------------------
+def test_agent_that_never_answers_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: Loop
+) -> None:
+    from protomata.trio import _deliveryagent as trio_agent
+
+    maildir = Maildir(tmp_path / "md")
+    mute = tmp_path / "mute-python"
+    mute.write_text("#!/bin/sh\nexec sleep 60\n")
+    mute.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(mute))
+    monkeypatch.setattr(asyncio_agent, "START_TIMEOUT", 0.5)
+    monkeypatch.setattr(trio_agent, "START_TIMEOUT", 0.5)
+
+    async def body(agent: Any) -> None:
+        with pytest.raises(AgentUnavailable, match="did not start"):
+            await agent.start()
+        assert not agent.running
+
+    loop.run(maildir.path, body)
+    assert not _running_with_cmdline(b"sleep\x0060\x00")  # killed, not left sleeping
+
+
+def _running_with_cmdline(cmdline: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == cmdline and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+# -- the servers ----------------------------------------------------------------
 
 
 def _send(port: int, subject: str) -> dict[str, Any]:
@@ -261,9 +356,8 @@ def _send(port: int, subject: str) -> dict[str, Any]:
         return client.sendmail("a@example.org", ["b@example.org"], message)
 
 
-def test_server_ends_its_agent_and_replaces_a_dead_one(tmp_path: Path) -> None:
-    adapter = Adapter("asyncio")
-    server = SMTPServer(maildir=tmp_path / "md", timeouts=adapter.Timeouts(TIMEOUT))
+def test_server_ends_its_agent_and_replaces_a_dead_one(tmp_path: Path, adapter: Adapter) -> None:
+    server = adapter.SMTPServer(maildir=tmp_path / "md", timeouts=adapter.Timeouts(TIMEOUT))
     with adapter.serve(server):
         agent = server._agent
         assert agent is not None
@@ -286,11 +380,13 @@ def test_server_ends_its_agent_and_replaces_a_dead_one(tmp_path: Path) -> None:
 
 
 def test_server_without_a_usable_python_delivers_in_threads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    adapter: Adapter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
-    adapter = Adapter("asyncio")
-    server = SMTPServer(maildir=tmp_path / "md", timeouts=adapter.Timeouts(TIMEOUT))
+    server = adapter.SMTPServer(maildir=tmp_path / "md", timeouts=adapter.Timeouts(TIMEOUT))
     with caplog.at_level(logging.WARNING, logger="protomata.smtp"), adapter.serve(server):
         assert server._agent is None
         assert _send(server.port, "threads") == {}
@@ -298,7 +394,7 @@ def test_server_without_a_usable_python_delivers_in_threads(
     assert len(_new_files(tmp_path / "md")) == 1
 
 
-def test_server_with_a_handler_starts_no_agent(tmp_path: Path) -> None:
+def test_server_with_a_handler_starts_no_agent(tmp_path: Path, adapter: Adapter) -> None:
     class Handler:
         def __init__(self) -> None:
             self.got: list[bytes] = []
@@ -307,20 +403,20 @@ def test_server_with_a_handler_starts_no_agent(tmp_path: Path) -> None:
             self.got.append(data)
 
     handler = Handler()
-    adapter = Adapter("asyncio")
-    server = SMTPServer(handler, maildir=tmp_path / "md", timeouts=adapter.Timeouts(TIMEOUT))
+    server = adapter.SMTPServer(
+        handler, maildir=tmp_path / "md", timeouts=adapter.Timeouts(TIMEOUT)
+    )
     with adapter.serve(server):
         assert server._agent is None
         assert _send(server.port, "handled") == {}
     assert len(handler.got) == 1 and _new_files(tmp_path / "md") == []
 
 
-def test_twenty_megabytes_through_the_delivery_process(tmp_path: Path) -> None:
+def test_twenty_megabytes_through_the_delivery_process(tmp_path: Path, adapter: Adapter) -> None:
     from ..mail_clients.test_large_round_trip import make_message
 
     message = make_message(998)
-    adapter = Adapter("asyncio")
-    server = SMTPServer(maildir=tmp_path / "md", timeouts=adapter.Timeouts(60.0))
+    server = adapter.SMTPServer(maildir=tmp_path / "md", timeouts=adapter.Timeouts(60.0))
     with adapter.serve(server):
         assert server._agent is not None
         with smtplib.SMTP("127.0.0.1", server.port, timeout=60.0) as client:
@@ -328,38 +424,3 @@ def test_twenty_megabytes_through_the_delivery_process(tmp_path: Path) -> None:
     [stored] = _new_files(tmp_path / "md")
     assert stored.startswith(b"Return-Path: <a@example.org>\n")
     assert stored.endswith(message.replace(b"\r\n", b"\n"))
-
-
-def test_agent_that_never_answers_is_killed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from protomata.asyncio import _deliveryagent
-
-    maildir = Maildir(tmp_path / "md")
-    mute = tmp_path / "mute-python"
-    mute.write_text("#!/bin/sh\nexec sleep 60\n")
-    mute.chmod(0o755)
-    monkeypatch.setattr(sys, "executable", str(mute))
-    monkeypatch.setattr(_deliveryagent, "START_TIMEOUT", 0.5)
-
-    async def main() -> int | None:
-        agent = DeliveryAgent(maildir.path, "host.test")
-        with pytest.raises(AgentUnavailable, match="did not start"):
-            await agent.start()
-        assert not agent.running
-        return agent._transport.get_pid() if agent._transport else None
-
-    assert arun(main()) is None
-    assert not _running_with_cmdline(b"sleep\x0060\x00")  # killed, not left sleeping
-
-
-def _running_with_cmdline(cmdline: bytes) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes() == cmdline and _alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found

@@ -1,0 +1,223 @@
+"""The trio side of the delivery process (:mod:`protomata.sync._deliveryagent`).
+
+:class:`DeliveryAgent` starts the process with
+:func:`trio.lowlevel.open_process`.  A task in the nursery it is given
+reads the results and wakes the job each one answers; jobs are written
+one at a time under a lock.  The behaviour is that of the asyncio agent
+(:mod:`protomata.asyncio._deliveryagent`): started with the server and
+again by the first delivery after it died; the jobs of a process that
+dies fail with :class:`OSError`; :class:`AgentUnavailable` when no process
+can be started, before anything was sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import subprocess
+
+import trio
+
+from ..sync._deliveryagent import (
+    READY,
+    AgentError,
+    AgentUnavailable,
+    ResultReader,
+    agent_command,
+    agent_environment,
+    encode_job,
+)
+
+__all__ = ["AgentUnavailable", "DeliveryAgent"]
+
+#: how long the process may take to start and open the Maildir
+START_TIMEOUT = 10.0
+#: the most read from the process's output at a time
+_READ_SIZE = 16 * 1024
+
+
+class _Job:
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.result = ""
+        self.error: BaseException | None = None
+
+    def settle(self, result: str = "", error: BaseException | None = None) -> None:
+        if not self.done.is_set():
+            self.result, self.error = result, error
+            self.done.set()
+
+
+class DeliveryAgent:
+    """Deliveries into the Maildir at *path* by a child process.
+
+    :param nursery: where the task reading the process's results runs; it
+        must outlive the agent (a server's own nursery).
+    :param threads: the process's delivery threads.
+    """
+
+    def __init__(
+        self, path: str, hostname: str, nursery: trio.Nursery, threads: int | None = None
+    ) -> None:
+        self.path = path
+        self.hostname = hostname
+        self.threads = threads if threads is not None else min(32, (os.cpu_count() or 1) + 4)
+        self._nursery = nursery
+        self._process: trio.Process | None = None
+        self._pending: dict[int, _Job] = {}
+        self._ids = itertools.count(READY + 1)
+        self._starting = trio.Lock()
+        self._writing = trio.Lock()
+        self._reader_done: trio.Event | None = None
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        """Whether a started process is there to take jobs."""
+        return self._process is not None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the delivery process, while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def pending(self) -> int:
+        """Jobs sent and not answered yet."""
+        return sum(1 for job_id in self._pending if job_id != READY)
+
+    async def start(self) -> None:
+        """Start the process and wait until it has opened the Maildir.
+
+        Raises :class:`AgentUnavailable` when it cannot.
+        """
+        async with self._starting:
+            if self._closed:
+                raise AgentUnavailable("the delivery agent is closed")
+            if self._process is None:
+                await self._start()
+
+    async def _start(self) -> None:
+        try:
+            process = await trio.lowlevel.open_process(
+                agent_command(self.path, self.hostname, self.threads),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=agent_environment(),
+            )
+        except (OSError, ValueError) as exc:
+            raise AgentUnavailable(f"cannot start the delivery process: {exc}") from exc
+        ready = self._pending[READY] = _Job()
+        self._process = process
+        done = self._reader_done = trio.Event()
+        self._nursery.start_soon(self._read, process, done)
+        with trio.move_on_after(START_TIMEOUT):
+            await ready.done.wait()
+        if ready.done.is_set() and ready.error is None:
+            return
+        error = ready.error or TimeoutError("no answer")
+        if self._process is process:  # hung, or said it cannot open the Maildir
+            await self._forget()
+        if not ready.done.is_set():
+            with contextlib.suppress(OSError):
+                process.kill()
+        with trio.move_on_after(5.0):
+            await done.wait()
+        raise AgentUnavailable(f"the delivery process did not start: {error}")
+
+    async def _read(self, process: trio.Process, done: trio.Event) -> None:
+        """Hand each result to its job until the process's output ends."""
+        reader = ResultReader()
+        error: OSError = AgentError("the delivery process ended")
+        stdout = process.stdout
+        assert stdout is not None
+        try:
+            while True:
+                data = await stdout.receive_some(_READ_SIZE)
+                if not data:
+                    break
+                for job_id, delivered, text in reader.feed(data):
+                    job = self._pending.pop(job_id, None) if process is self._process else None
+                    if job is not None:
+                        job.settle(text, None if delivered else OSError(f"delivery failed: {text}"))
+        except AgentError as exc:  # garbled output: stop using it
+            error = exc
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            error = AgentError(f"the delivery process ended: {exc}")
+        finally:
+            if process is self._process:
+                await self._forget()
+                pending, self._pending = self._pending, {}
+                for job in pending.values():
+                    job.settle(error=error)
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(5.0):
+                    await process.wait()  # reap it (its input is closed: it ends)
+                if process.returncode is None:
+                    with contextlib.suppress(OSError):
+                        process.kill()
+                    await process.wait()
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stdout.aclose()
+            done.set()
+
+    async def _forget(self) -> None:
+        """Stop using the current process; it ends once its input is closed."""
+        process, self._process = self._process, None
+        if process is not None and process.stdin is not None:
+            with (
+                trio.CancelScope(shield=True),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await process.stdin.aclose()
+
+    async def deliver(self, content: bytes) -> str:
+        """Deliver *content*; the path of the new file in ``new/``.
+
+        :class:`AgentUnavailable` if no process could be started (nothing
+        was sent); :class:`OSError` if the delivery failed or the process
+        died before it answered.
+        """
+        if self._process is None:
+            await self.start()
+        process = self._process
+        if process is None or process.stdin is None:
+            raise AgentUnavailable("the delivery process is not running")
+        job_id = next(self._ids)
+        job = self._pending[job_id] = _Job()
+        try:
+            async with self._writing:
+                await process.stdin.send_all(encode_job(job_id, content))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._pending.pop(job_id, None)
+            raise AgentError(f"the delivery process ended: {exc}") from exc
+        try:
+            await job.done.wait()
+        finally:
+            self._pending.pop(job_id, None)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """End the process once it has finished its jobs (killed after *timeout* s)."""
+        self._closed = True
+        process, done = self._process, self._reader_done
+        if process is None or done is None:
+            return
+        if process.stdin is not None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await process.stdin.aclose()  # the process finishes its jobs and exits
+        with trio.move_on_after(timeout):
+            await done.wait()
+        if not done.is_set():
+            with contextlib.suppress(OSError):
+                process.kill()
+            await done.wait()
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"<DeliveryAgent {self.path!r} {state}, {self.pending} pending>"
