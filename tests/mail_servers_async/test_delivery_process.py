@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protomata.asyncio import _deliveryagent as asyncio_agent
+from protomata.sync import _deliveryagent as shared
 from protomata.sync._deliveryagent import (
     MAX_TEXT,
     READY,
@@ -316,15 +317,12 @@ def test_agent_that_cannot_start_is_unavailable(
 def test_agent_that_never_answers_is_killed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: Loop
 ) -> None:
-    from protomata.trio import _deliveryagent as trio_agent
-
     maildir = Maildir(tmp_path / "md")
     mute = tmp_path / "mute-python"
     mute.write_text("#!/bin/sh\nexec sleep 60\n")
     mute.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(mute))
-    monkeypatch.setattr(asyncio_agent, "START_TIMEOUT", 0.5)
-    monkeypatch.setattr(trio_agent, "START_TIMEOUT", 0.5)
+    monkeypatch.setattr(shared, "START_TIMEOUT", 0.5)
 
     async def body(agent: Any) -> None:
         with pytest.raises(AgentUnavailable, match="did not start"):

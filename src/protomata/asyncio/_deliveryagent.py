@@ -18,28 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import os
 import subprocess
 from typing import Any
 
+from ..sync import _deliveryagent as shared
 from ..sync._deliveryagent import (
     READY,
     AgentError,
     AgentUnavailable,
     ResultReader,
-    agent_command,
     agent_environment,
     encode_job,
 )
 
 __all__ = ["AgentUnavailable", "DeliveryAgent"]
-
-#: how long the process may take to start and open the Maildir (a
-#: ``sys.executable`` that is not a Python interpreter may never answer)
-START_TIMEOUT = 10.0
-#: the most read from the process's output at a time
-_READ_SIZE = 16 * 1024
 
 
 class _AgentProtocol(asyncio.SubprocessProtocol):
@@ -73,33 +65,20 @@ class _AgentProtocol(asyncio.SubprocessProtocol):
             self.closed.set_result(None)
 
 
-class DeliveryAgent:
-    """Deliveries into the Maildir at *path* by a child process.
-
-    :param threads: the process's delivery threads (by default as many as
-        :class:`~protomata.asyncio._threads.WorkerThreads` would use).
-    """
+class DeliveryAgent(shared.AgentClient):
+    """Deliveries into the Maildir at *path* by a child process (see
+    :class:`~protomata.sync._deliveryagent.AgentClient` for *threads*)."""
 
     def __init__(self, path: str, hostname: str, threads: int | None = None) -> None:
-        self.path = path
-        self.hostname = hostname
-        self.threads = threads if threads is not None else min(32, (os.cpu_count() or 1) + 4)
+        super().__init__(path, hostname, threads)
         self._transport: asyncio.SubprocessTransport | None = None
         self._protocol: _AgentProtocol | None = None
         self._stdin: asyncio.WriteTransport | None = None
         self._pending: dict[int, asyncio.Future[str]] = {}
-        self._ids = itertools.count(READY + 1)
         self._starting: asyncio.Future[None] | None = None
-        self._closed = False
-
-    @property
-    def running(self) -> bool:
-        """Whether a started process is there to take jobs."""
-        return self._stdin is not None
 
     @property
     def pid(self) -> int | None:
-        """The process id of the delivery process, while it runs."""
         return self._transport.get_pid() if self._transport is not None else None
 
     async def start(self) -> None:
@@ -129,7 +108,7 @@ class DeliveryAgent:
     async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         ready: asyncio.Future[str] = loop.create_future()
         self._pending[READY] = ready
-        program, *args = agent_command(self.path, self.hostname, self.threads)
+        program, *args = self.command()
         try:
             transport, _ = await loop.subprocess_exec(
                 self._new_protocol,
@@ -151,9 +130,9 @@ class DeliveryAgent:
         # glibc serves with mmap and munmap; a smaller read is a heap block.
         stdout: Any = transport.get_pipe_transport(1)
         if isinstance(getattr(stdout, "max_size", None), int):
-            stdout.max_size = _READ_SIZE
+            stdout.max_size = shared.RESULT_READ_SIZE
         try:
-            await asyncio.wait_for(ready, START_TIMEOUT)
+            await asyncio.wait_for(ready, shared.START_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             protocol = self._protocol
             if isinstance(exc, TimeoutError):  # hung (a failure report ends it)
@@ -242,12 +221,3 @@ class DeliveryAgent:
                 await asyncio.wait_for(asyncio.shield(protocol.closed), 5.0)
         self._broken(protocol, AgentError("the delivery agent is closed"))
         transport.close()
-
-    @property
-    def pending(self) -> int:
-        """Jobs sent and not answered yet."""
-        return sum(1 for job_id in self._pending if job_id != READY)
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"<DeliveryAgent {self.path!r} {state}, {self.pending} pending>"

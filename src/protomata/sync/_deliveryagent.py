@@ -42,17 +42,21 @@ happens to either process afterwards.
 
 from __future__ import annotations
 
+import abc
 import contextlib
+import itertools
 import os
 import queue
 import signal
 import struct
 import sys
 import threading
+from typing import Any
 
 from ._maildir import Maildir
 
 __all__ = [
+    "AgentClient",
     "AgentError",
     "AgentUnavailable",
     "JobReader",
@@ -144,6 +148,54 @@ class JobReader:
             pos = end
         del buffer[:pos]
         return jobs
+
+
+#: how long a started process may take to open the Maildir and say so (a
+#: ``sys.executable`` that is not a Python interpreter may never answer)
+START_TIMEOUT = 10.0
+#: the most a client reads from the process's output at a time (results
+#: are a few dozen bytes; bigger reads cost fresh mappings, see main())
+RESULT_READ_SIZE = 16 * 1024
+
+
+class AgentClient(abc.ABC):
+    """What the clients of the process (one per event loop) have in common.
+
+    :param threads: the process's delivery threads (by default what
+        :class:`concurrent.futures.ThreadPoolExecutor` would use).
+    """
+
+    def __init__(self, path: str, hostname: str, threads: int | None = None) -> None:
+        self.path = path
+        self.hostname = hostname
+        self.threads = threads if threads is not None else min(32, (os.cpu_count() or 1) + 4)
+        #: job id -> what wakes the job's caller (the adapter's kind)
+        self._pending: dict[int, Any] = {}
+        self._ids = itertools.count(READY + 1)
+        self._closed = False
+
+    @property
+    @abc.abstractmethod
+    def pid(self) -> int | None:
+        """The process id of the delivery process, while it is in use."""
+
+    @property
+    def running(self) -> bool:
+        """Whether a started process is there to take jobs."""
+        return self.pid is not None
+
+    @property
+    def pending(self) -> int:
+        """Jobs sent and not answered yet."""
+        return sum(1 for job_id in self._pending if job_id != READY)
+
+    def command(self) -> list[str]:
+        """The command line that starts the process."""
+        return agent_command(self.path, self.hostname, self.threads)
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"<{type(self).__name__} {self.path!r} {state}, {self.pending} pending>"
 
 
 def agent_command(path: str, hostname: str, threads: int) -> list[str]:

@@ -13,28 +13,21 @@ can be started, before anything was sent.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import os
 import subprocess
 
 import trio
 
+from ..sync import _deliveryagent as shared
 from ..sync._deliveryagent import (
     READY,
     AgentError,
     AgentUnavailable,
     ResultReader,
-    agent_command,
     agent_environment,
     encode_job,
 )
 
 __all__ = ["AgentUnavailable", "DeliveryAgent"]
-
-#: how long the process may take to start and open the Maildir
-START_TIMEOUT = 10.0
-#: the most read from the process's output at a time
-_READ_SIZE = 16 * 1024
 
 
 class _Job:
@@ -51,43 +44,28 @@ class _Job:
             self.done.set()
 
 
-class DeliveryAgent:
+class DeliveryAgent(shared.AgentClient):
     """Deliveries into the Maildir at *path* by a child process.
 
     :param nursery: where the task reading the process's results runs; it
         must outlive the agent (a server's own nursery).
-    :param threads: the process's delivery threads.
+    :param threads: see :class:`~protomata.sync._deliveryagent.AgentClient`.
     """
 
     def __init__(
         self, path: str, hostname: str, nursery: trio.Nursery, threads: int | None = None
     ) -> None:
-        self.path = path
-        self.hostname = hostname
-        self.threads = threads if threads is not None else min(32, (os.cpu_count() or 1) + 4)
+        super().__init__(path, hostname, threads)
         self._nursery = nursery
         self._process: trio.Process | None = None
         self._pending: dict[int, _Job] = {}
-        self._ids = itertools.count(READY + 1)
         self._starting = trio.Lock()
         self._writing = trio.Lock()
         self._reader_done: trio.Event | None = None
-        self._closed = False
-
-    @property
-    def running(self) -> bool:
-        """Whether a started process is there to take jobs."""
-        return self._process is not None
 
     @property
     def pid(self) -> int | None:
-        """The process id of the delivery process, while it runs."""
         return self._process.pid if self._process is not None else None
-
-    @property
-    def pending(self) -> int:
-        """Jobs sent and not answered yet."""
-        return sum(1 for job_id in self._pending if job_id != READY)
 
     async def start(self) -> None:
         """Start the process and wait until it has opened the Maildir.
@@ -103,7 +81,7 @@ class DeliveryAgent:
     async def _start(self) -> None:
         try:
             process = await trio.lowlevel.open_process(
-                agent_command(self.path, self.hostname, self.threads),
+                self.command(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=agent_environment(),
@@ -114,7 +92,7 @@ class DeliveryAgent:
         self._process = process
         done = self._reader_done = trio.Event()
         self._nursery.start_soon(self._read, process, done)
-        with trio.move_on_after(START_TIMEOUT):
+        with trio.move_on_after(shared.START_TIMEOUT):
             await ready.done.wait()
         if ready.done.is_set() and ready.error is None:
             return
@@ -136,7 +114,7 @@ class DeliveryAgent:
         assert stdout is not None
         try:
             while True:
-                data = await stdout.receive_some(_READ_SIZE)
+                data = await stdout.receive_some(shared.RESULT_READ_SIZE)
                 if not data:
                     break
                 for job_id, delivered, text in reader.feed(data):
@@ -217,7 +195,3 @@ class DeliveryAgent:
             with contextlib.suppress(OSError):
                 process.kill()
             await done.wait()
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"<DeliveryAgent {self.path!r} {state}, {self.pending} pending>"
