@@ -82,11 +82,6 @@ class DeliveryAgent(shared.AgentClient):
         return self._transport.get_pid() if self._transport is not None else None
 
     async def start(self) -> None:
-        """Start the process and wait until it has opened the Maildir.
-
-        Raises :class:`AgentUnavailable` when it cannot (no usable Python,
-        an event loop without subprocess support, a Maildir it cannot open).
-        """
         if self._closed:
             raise AgentUnavailable("the delivery agent is closed")
         if self._starting is not None:  # another task is starting it
@@ -151,12 +146,6 @@ class DeliveryAgent(shared.AgentClient):
         return protocol
 
     async def deliver(self, content: bytes) -> str:
-        """Deliver *content*; the path of the new file in ``new/``.
-
-        :class:`AgentUnavailable` if no process could be started (nothing
-        was sent); :class:`OSError` if the delivery failed or the process
-        died before it answered.
-        """
         if self._stdin is None:
             await self.start()
         stdin = self._stdin
@@ -205,7 +194,6 @@ class DeliveryAgent(shared.AgentClient):
             protocol.closed.add_done_callback(lambda _: transport.close())
 
     async def close(self, timeout: float = 30.0) -> None:
-        """End the process once it has finished its jobs (killed after *timeout* s)."""
         self._closed = True
         transport, protocol, stdin = self._transport, self._protocol, self._stdin
         if transport is None or protocol is None:

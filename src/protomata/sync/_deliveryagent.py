@@ -189,6 +189,29 @@ class AgentClient(abc.ABC):
         """Jobs sent and not answered yet."""
         return sum(1 for job_id in self._pending if job_id != READY)
 
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Start the process and wait until it has opened the Maildir.
+
+        Raises :class:`AgentUnavailable` when it cannot (no usable Python,
+        an event loop without subprocess support, a Maildir it cannot open,
+        no answer within :data:`START_TIMEOUT`).
+        """
+
+    @abc.abstractmethod
+    async def deliver(self, content: bytes) -> str:
+        """Deliver *content*; the path of the new file in ``new/``.
+
+        The process is started again first if it died.
+        :class:`AgentUnavailable` if no process could be started (nothing
+        was sent); :class:`OSError` if the delivery failed or the process
+        died before it answered.
+        """
+
+    @abc.abstractmethod
+    async def close(self, timeout: float = 30.0) -> None:
+        """End the process once it has finished its jobs (killed after *timeout* s)."""
+
     def command(self) -> list[str]:
         """The command line that starts the process."""
         return agent_command(self.path, self.hostname, self.threads)

@@ -68,10 +68,6 @@ class DeliveryAgent(shared.AgentClient):
         return self._process.pid if self._process is not None else None
 
     async def start(self) -> None:
-        """Start the process and wait until it has opened the Maildir.
-
-        Raises :class:`AgentUnavailable` when it cannot.
-        """
         async with self._starting:
             if self._closed:
                 raise AgentUnavailable("the delivery agent is closed")
@@ -153,12 +149,6 @@ class DeliveryAgent(shared.AgentClient):
                 await process.stdin.aclose()
 
     async def deliver(self, content: bytes) -> str:
-        """Deliver *content*; the path of the new file in ``new/``.
-
-        :class:`AgentUnavailable` if no process could be started (nothing
-        was sent); :class:`OSError` if the delivery failed or the process
-        died before it answered.
-        """
         if self._process is None:
             await self.start()
         process = self._process
@@ -181,7 +171,6 @@ class DeliveryAgent(shared.AgentClient):
         return job.result
 
     async def close(self, timeout: float = 30.0) -> None:
-        """End the process once it has finished its jobs (killed after *timeout* s)."""
         self._closed = True
         process, done = self._process, self._reader_done
         if process is None or done is None:
