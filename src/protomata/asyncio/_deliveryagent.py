@@ -114,6 +114,8 @@ class DeliveryAgent(shared.AgentClient):
                 stderr=None,
                 env=agent_environment(),
             )
+        # OSError: no such program; NotImplementedError: a loop without
+        # subprocess support (asyncio's selector loop on Windows).
         except (OSError, NotImplementedError, ValueError) as exc:
             self._pending.pop(READY, None)
             self._protocol = None
